@@ -1,0 +1,312 @@
+// Package redistest starts real redis-server processes for tests.
+//
+// Each server listens on a free 127.0.0.1 port, keeps its files in t.TempDir() and is
+// stopped when the test ends. No mocks: tests talk to the same Redis the sidecar uses in
+// production, so persistence, consumer groups and failures behave as they really do.
+//
+// All functions take the calling test's testing.TB and report failures with t.Fatal, so
+// they must be called from the goroutine running the test. A *Server is safe for
+// concurrent use, and Start may be called from parallel tests.
+package redistest
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+const (
+	// readyTimeout bounds how long Start and Restart wait for PING to answer.
+	readyTimeout = 10 * time.Second
+	// startAttempts is how many free ports Start tries when the chosen one was taken
+	// between picking it and redis-server binding it.
+	startAttempts = 5
+	// stopTimeout bounds how long Kill and cleanup wait for the process to exit.
+	stopTimeout = 10 * time.Second
+)
+
+// Options configures a server. The zero value is an in-memory server that never
+// writes an RDB file.
+type Options struct {
+	// AppendOnly enables the append-only file with appendfsync always, so every
+	// acknowledged write survives Kill and is there again after Restart.
+	AppendOnly bool
+	// Args are extra redis-server arguments (e.g. "--maxmemory", "10mb"). They come
+	// last, so they override the defaults set by Start.
+	Args []string
+}
+
+// Server is one redis-server process owned by a test.
+type Server struct {
+	bin  string
+	dir  string
+	port int
+	opts Options
+	log  *syncBuffer // the server's stdout and stderr, across restarts
+
+	mu   sync.Mutex // guards proc
+	proc *process   // nil once killed
+}
+
+// process is one run of redis-server; done is closed when it has exited.
+type process struct {
+	cmd  *exec.Cmd
+	done chan struct{}
+	err  error // from cmd.Wait, valid after done is closed
+}
+
+// Start runs redis-server on a free 127.0.0.1 port with its dir in t.TempDir(), waits
+// until PING answers (at most 10 s, else t.Fatal with the server's log) and stops it in
+// t.Cleanup. At most one Options value is used. If the server's log is non-empty when
+// the test fails, it is written to t.Log.
+func Start(t testing.TB, opts ...Options) *Server {
+	t.Helper()
+	if len(opts) > 1 {
+		t.Fatalf("redistest.Start: got %d Options, want at most 1", len(opts))
+	}
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		t.Fatalf("redistest.Start: %v", err)
+	}
+	s := &Server{bin: bin, dir: t.TempDir(), log: &syncBuffer{}}
+	if len(opts) == 1 {
+		s.opts = opts[0]
+	}
+	t.Cleanup(func() {
+		s.stop()
+		if t.Failed() {
+			t.Logf("redistest: log of redis-server on %s:\n%s", s.Addr(), s.log.String())
+		}
+	})
+
+	for attempt := 1; ; attempt++ {
+		port, err := freePort()
+		if err != nil {
+			t.Fatalf("redistest.Start: %v", err)
+		}
+		s.port = port
+		err = s.start()
+		if err == nil {
+			return s
+		}
+		if !errors.Is(err, errAddrInUse) || attempt == startAttempts {
+			t.Fatalf("redistest.Start: %v\nredis-server log:\n%s", err, s.log.String())
+		}
+	}
+}
+
+// Addr returns the server's address, "127.0.0.1:port". It stays the same across Restart.
+func (s *Server) Addr() string {
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port))
+}
+
+// URL returns a redis:// URL for database 0, as passed to --redis-url.
+func (s *Server) URL() string {
+	return "redis://" + s.Addr() + "/0"
+}
+
+// Client returns a go-redis client for the server, closed when t ends. It survives
+// Kill and Restart: commands fail while the server is down and work again after.
+func (s *Server) Client(t testing.TB) *redis.Client {
+	t.Helper()
+	c := redis.NewClient(&redis.Options{Addr: s.Addr()})
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+// Kill sends SIGKILL to the server and waits for it to exit. Nothing is flushed: only
+// what an append-only server already wrote survives. Killing a stopped server does
+// nothing.
+func (s *Server) Kill(t testing.TB) {
+	t.Helper()
+	if err := s.stop(); err != nil {
+		t.Fatalf("redistest.Kill: %v", err)
+	}
+}
+
+// Restart starts the server again on the same port and dir and waits until PING
+// answers; with AppendOnly the data written before Kill is there again. A running server
+// is killed first. It fails the test if the port was taken while the server was down.
+func (s *Server) Restart(t testing.TB) {
+	t.Helper()
+	if err := s.stop(); err != nil {
+		t.Fatalf("redistest.Restart: %v", err)
+	}
+	fmt.Fprintf(s.log, "--- redistest: restart ---\n")
+	if err := s.start(); err != nil {
+		t.Fatalf("redistest.Restart: %v\nredis-server log:\n%s", err, s.log.String())
+	}
+}
+
+var errAddrInUse = errors.New("address already in use")
+
+// start runs redis-server on s.port and waits for PING. It returns errAddrInUse when
+// the port is taken, so Start can retry on another.
+func (s *Server) start() error {
+	args := []string{
+		"--bind", "127.0.0.1",
+		"--port", strconv.Itoa(s.port),
+		"--dir", s.dir,
+		"--daemonize", "no",
+		"--save", "",
+		"--logfile", "",
+	}
+	if s.opts.AppendOnly {
+		args = append(args, "--appendonly", "yes", "--appendfsync", "always")
+	} else {
+		args = append(args, "--appendonly", "no")
+	}
+	args = append(args, s.opts.Args...)
+
+	logStart := s.log.Len()
+	cmd := exec.Command(s.bin, args...)
+	cmd.Dir = s.dir
+	cmd.Stdout = s.log
+	cmd.Stderr = s.log
+	cmd.SysProcAttr = sysProcAttr()
+	cmd.WaitDelay = time.Second
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start redis-server: %w", err)
+	}
+	p := &process{cmd: cmd, done: make(chan struct{})}
+	go func() {
+		p.err = cmd.Wait()
+		close(p.done)
+	}()
+	s.mu.Lock()
+	s.proc = p
+	s.mu.Unlock()
+
+	if err := waitPing(s.Addr(), p.done, readyTimeout); err != nil {
+		_ = s.stop()
+		if strings.Contains(s.log.String()[logStart:], "Address already in use") {
+			return fmt.Errorf("port %d: %w", s.port, errAddrInUse)
+		}
+		return err
+	}
+	return nil
+}
+
+// stop kills the current process, if any, and waits for it to exit.
+func (s *Server) stop() error {
+	s.mu.Lock()
+	p := s.proc
+	s.proc = nil
+	s.mu.Unlock()
+	if p == nil {
+		return nil
+	}
+	select {
+	case <-p.done:
+		return nil // exited on its own
+	default:
+	}
+	if err := p.cmd.Process.Kill(); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		return fmt.Errorf("kill redis-server pid %d: %w", p.cmd.Process.Pid, err)
+	}
+	select {
+	case <-p.done:
+		return nil
+	case <-time.After(stopTimeout):
+		return fmt.Errorf("redis-server pid %d did not exit within %v of SIGKILL", p.cmd.Process.Pid, stopTimeout)
+	}
+}
+
+// waitPing polls addr with a raw PING until it answers +PONG (a server still loading
+// its AOF answers -LOADING), the process exits, or timeout passes.
+func waitPing(addr string, exited <-chan struct{}, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	var last error
+	for {
+		select {
+		case <-exited:
+			return fmt.Errorf("redis-server on %s exited before answering PING", addr)
+		default:
+		}
+		if last = ping(ctx, addr); last == nil {
+			return nil
+		}
+		select {
+		case <-exited:
+			return fmt.Errorf("redis-server on %s exited before answering PING", addr)
+		case <-ctx.Done():
+			return fmt.Errorf("redis-server on %s did not answer PING within %v: %w", addr, timeout, last)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+func ping(ctx context.Context, addr string) error {
+	var d net.Dialer
+	dctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	conn, err := d.DialContext(dctx, "tcp", addr)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(time.Second))
+	if _, err := conn.Write([]byte("PING\r\n")); err != nil {
+		return fmt.Errorf("write PING: %w", err)
+	}
+	line, err := bufio.NewReader(conn).ReadString('\n')
+	if err != nil {
+		return fmt.Errorf("read PING reply: %w", err)
+	}
+	if line = strings.TrimSpace(line); line != "+PONG" {
+		return fmt.Errorf("PING answered %q", line)
+	}
+	return nil
+}
+
+// freePort returns a port that was free a moment ago. Another process may take it
+// before redis-server binds it; Start retries in that case.
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("pick free port: %w", err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	if err := l.Close(); err != nil {
+		return 0, fmt.Errorf("pick free port: %w", err)
+	}
+	return port, nil
+}
+
+// syncBuffer is a bytes.Buffer safe for concurrent writes (from the process's output
+// copiers) and reads (from the test).
+type syncBuffer struct {
+	mu  sync.Mutex // guards buf
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) Len() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Len()
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
