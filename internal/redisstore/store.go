@@ -1,0 +1,230 @@
+// Package redisstore implements the relay's Publisher and Subscriber on Redis
+// Streams, with the layout of SPEC §4:
+//
+//	<prefix>:events:{<tenant>}   one stream per tenant (the braces are a Cluster hash tag)
+//	<prefix>:tenants             set of tenants that have a stream
+//	<prefix>:groups              hash group → registration time (Redis server ms)
+//	<prefix>:idem:{<tenant>}:<k> idempotency record of a publish, 24 h
+//
+// A Store is safe for concurrent use. Publish needs Run to be running: Run owns
+// the goroutines that coalesce concurrent publishes into pipelined round trips
+// and, for a store with a consumer group, the tenant discovery loop.
+package redisstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/golang-lru/v2/expirable"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/hyvve/sidecar/internal/relay"
+)
+
+// Options configure a Store.
+type Options struct {
+	URL          string // redis:// or rediss://
+	PoolSize     int    // 0 = go-redis default (10 per CPU)
+	KeyPrefix    string // default "hyvve"
+	Retention    time.Duration
+	DLQRetention time.Duration
+
+	// Group and Consumer name this sidecar's consumer; an empty Group makes a
+	// publish-only store whose Fetch always fails.
+	Group    string
+	Consumer string
+
+	// DiscoveryInterval is how often the tenant registry is checked for new
+	// streams (default 200 ms); Block is the longest a Fetch waits for new
+	// entries (default 250 ms). Together they bound how long a new tenant's
+	// first event waits.
+	DiscoveryInterval time.Duration
+	Block             time.Duration
+
+	Logger *slog.Logger
+}
+
+// IdempotencyWindow is how long an Idempotency-Key is remembered.
+const IdempotencyWindow = 24 * time.Hour
+
+const (
+	writers       = 4    // pipelines in flight at once
+	maxBatch      = 256  // commands coalesced into one pipeline
+	queueSize     = 1024 // publish jobs waiting for a writer
+	tenantTTL     = time.Minute
+	tenantLRUSize = 100_000
+)
+
+// Store is a Redis Streams broker.
+type Store struct {
+	opts Options
+	rdb  *redis.Client
+	keys keys
+	log  *slog.Logger
+
+	// registered remembers tenants this process added to the registry
+	// recently, so a publish sends SADD at most once a minute per tenant.
+	registered *expirable.LRU[string, struct{}]
+
+	jobs chan *job
+
+	// closeOnce guards shutting down publish intake; closed is closed when
+	// Run ends so waiting publishers fail fast instead of hanging.
+	closeOnce sync.Once
+	closed    chan struct{}
+
+	consumer *consumer // nil for a publish-only store
+}
+
+type keys struct{ prefix string }
+
+func (k keys) stream(tenant string) string { return k.prefix + ":events:{" + tenant + "}" }
+func (k keys) tenants() string             { return k.prefix + ":tenants" }
+func (k keys) groups() string              { return k.prefix + ":groups" }
+func (k keys) idem(tenant, key string) string {
+	return k.prefix + ":idem:{" + tenant + "}:" + key
+}
+
+// tenantOf returns the tenant of a stream key made by keys.stream.
+func (k keys) tenantOf(stream string) string {
+	i := strings.IndexByte(stream, '{')
+	j := strings.LastIndexByte(stream, '}')
+	if i < 0 || j < i {
+		return ""
+	}
+	return stream[i+1 : j]
+}
+
+// New parses the URL and builds the client. It does not connect: a Redis that
+// is down at start makes the sidecar not ready, not fail.
+func New(o Options) (*Store, error) {
+	ropts, err := redis.ParseURL(o.URL)
+	if err != nil {
+		// url.Error carries the whole URL, password included: keep only the cause.
+		var uerr *url.Error
+		if errors.As(err, &uerr) {
+			err = uerr.Err
+		}
+		return nil, fmt.Errorf("--redis-url: %v", err)
+	}
+	if o.PoolSize > 0 {
+		ropts.PoolSize = o.PoolSize
+	}
+	// Bounded retry: a Redis that is down turns into an error within a few
+	// seconds, never a hang.
+	ropts.DialTimeout = 2 * time.Second
+	ropts.ReadTimeout = 3 * time.Second
+	ropts.WriteTimeout = 3 * time.Second
+	ropts.PoolTimeout = 3 * time.Second
+	ropts.MaxRetries = 2
+	ropts.MinRetryBackoff = 50 * time.Millisecond
+	ropts.MaxRetryBackoff = 500 * time.Millisecond
+	ropts.ContextTimeoutEnabled = true
+
+	if o.KeyPrefix == "" {
+		o.KeyPrefix = "hyvve"
+	}
+	if o.DiscoveryInterval <= 0 {
+		o.DiscoveryInterval = 200 * time.Millisecond
+	}
+	if o.Block <= 0 {
+		o.Block = 250 * time.Millisecond
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Store{
+		opts:       o,
+		rdb:        redis.NewClient(ropts),
+		keys:       keys{prefix: o.KeyPrefix},
+		log:        o.Logger,
+		registered: expirable.NewLRU[string, struct{}](tenantLRUSize, nil, tenantTTL),
+		jobs:       make(chan *job, queueSize),
+		closed:     make(chan struct{}),
+	}
+	if o.Group != "" {
+		s.consumer = newConsumer(s)
+	}
+	return s, nil
+}
+
+// Run serves publishes and, with a consumer group, discovers tenant streams,
+// until ctx ends. Publishes still queued then fail with ErrUnavailable.
+func (s *Store) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	for range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.writeLoop(ctx)
+		}()
+	}
+	if s.consumer != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.consumer.discoveryLoop(ctx)
+		}()
+	}
+	<-ctx.Done()
+	s.closeOnce.Do(func() { close(s.closed) })
+	wg.Wait()
+	// Fail whatever is still queued: its publisher is told, not left hanging.
+	for {
+		select {
+		case j := <-s.jobs:
+			j.fail(fmt.Errorf("%w: sidecar shutting down", relay.ErrUnavailable))
+		default:
+			return nil
+		}
+	}
+}
+
+// Close releases the Redis connections. Safe to call twice.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() { close(s.closed) })
+	err := s.rdb.Close()
+	if errors.Is(err, redis.ErrClosed) {
+		return nil
+	}
+	return err
+}
+
+// Ping reports whether Redis answers.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.rdb.Ping(ctx).Err(); err != nil {
+		return classify(err)
+	}
+	return nil
+}
+
+// classify turns a go-redis error into the relay's vocabulary: errors that mean
+// "Redis cannot serve now" wrap relay.ErrUnavailable; other replies are plain
+// errors. go-redis types do not leave this package.
+func classify(err error) error {
+	if err == nil {
+		return nil
+	}
+	var rerr redis.Error
+	if errors.As(err, &rerr) && !errors.Is(err, context.DeadlineExceeded) {
+		msg := rerr.Error()
+		for _, p := range []string{"LOADING", "MASTERDOWN", "READONLY", "CLUSTERDOWN", "TRYAGAIN", "OOM", "BUSY", "NOREPLICAS"} {
+			if strings.HasPrefix(msg, p) {
+				return fmt.Errorf("%w: redis: %s", relay.ErrUnavailable, msg)
+			}
+		}
+		return fmt.Errorf("redis: %s", msg)
+	}
+	return fmt.Errorf("%w: %v", relay.ErrUnavailable, err)
+}
+
+func minID(now time.Time, retention time.Duration) string {
+	return strconv.FormatInt(now.Add(-retention).UnixMilli(), 10)
+}

@@ -1,0 +1,341 @@
+package relay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hyvve/sidecar/internal/appclient"
+	"github.com/hyvve/sidecar/internal/metrics"
+	"github.com/hyvve/sidecar/internal/subscription"
+)
+
+// App is the sidecar's view of its app: where events are pushed and where the
+// app declares its subscriptions. *appclient.Client implements it.
+type App interface {
+	Push(ctx context.Context, d *appclient.Delivery) (appclient.Result, error)
+	Subscriptions(ctx context.Context) ([]subscription.Subscription, bool, error)
+}
+
+// DispatcherConfig configures a Dispatcher.
+type DispatcherConfig struct {
+	Group string
+	// Static subscriptions (from the config file) come before the app's own
+	// in declaration order.
+	Static []subscription.Subscription
+	// Concurrency bounds pushes in flight and therefore events held in memory.
+	Concurrency int
+	// RefreshInterval is how often the app's subscriptions are fetched again
+	// (default 30 s); LoadRetry how often a failed first load is retried
+	// (default 1 s).
+	RefreshInterval time.Duration
+	LoadRetry       time.Duration
+	// DrainTimeout bounds how long Run waits for in-flight pushes after its
+	// context ends; pushes still running then are cancelled and their entries
+	// stay pending in the broker, to be delivered again.
+	DrainTimeout time.Duration
+}
+
+// Dispatcher moves events from a Subscriber to the App. Create it with
+// NewDispatcher and start it with Run.
+type Dispatcher struct {
+	cfg     DispatcherConfig
+	sub     Subscriber
+	app     App
+	log     *slog.Logger
+	metrics *metrics.Metrics
+
+	router  atomic.Pointer[subscription.Router]
+	loadErr atomic.Pointer[error] // last failed load before the first success
+}
+
+// NewDispatcher returns a Dispatcher; it validates the static subscriptions.
+func NewDispatcher(cfg DispatcherConfig, sub Subscriber, app App, m *metrics.Metrics, log *slog.Logger) (*Dispatcher, error) {
+	if cfg.Concurrency < 1 {
+		return nil, fmt.Errorf("dispatcher: concurrency must be at least 1, got %d", cfg.Concurrency)
+	}
+	if _, err := subscription.NewRouter(cfg.Static); err != nil {
+		return nil, fmt.Errorf("subscriptions in config: %w", err)
+	}
+	if cfg.RefreshInterval <= 0 {
+		cfg.RefreshInterval = 30 * time.Second
+	}
+	if cfg.LoadRetry <= 0 {
+		cfg.LoadRetry = time.Second
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if m == nil {
+		m = metrics.New()
+	}
+	d := &Dispatcher{cfg: cfg, sub: sub, app: app, log: log, metrics: m}
+	notYet := errors.New("subscriptions not loaded yet")
+	d.loadErr.Store(&notYet)
+	return d, nil
+}
+
+// Ready returns nil once the subscriptions are loaded, else why not.
+// Safe for concurrent use.
+func (d *Dispatcher) Ready() error {
+	if d.router.Load() != nil {
+		return nil
+	}
+	return *d.loadErr.Load()
+}
+
+// Run loads the subscriptions (retrying until the app answers), then reads and
+// delivers events until ctx ends. It then stops reading, waits up to
+// DrainTimeout for pushes in flight, and returns nil. No event is read before
+// the subscriptions are loaded.
+func (d *Dispatcher) Run(ctx context.Context) error {
+	for {
+		err := d.loadSubscriptions(ctx)
+		if err == nil {
+			break
+		}
+		d.loadErr.Store(&err)
+		d.log.Warn("subscriptions not loaded; retrying", "error", err, "retry_in", d.cfg.LoadRetry.String())
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(d.cfg.LoadRetry):
+		}
+	}
+
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		d.refreshLoop(ctx)
+	}()
+	d.readLoop(ctx)
+	wg.Wait()
+	return nil
+}
+
+func (d *Dispatcher) loadSubscriptions(ctx context.Context) error {
+	lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	subs, found, err := d.app.Subscriptions(lctx)
+	if err != nil {
+		return fmt.Errorf("subscriptions not loaded: %w", err)
+	}
+	all := make([]subscription.Subscription, 0, len(d.cfg.Static)+len(subs))
+	all = append(all, d.cfg.Static...)
+	all = append(all, subs...)
+	r, err := subscription.NewRouter(all)
+	if err != nil {
+		return fmt.Errorf("subscriptions not loaded: %w", err)
+	}
+	prev := d.router.Swap(r)
+	if prev == nil || !sameSubscriptions(prev.Subscriptions(), all) {
+		d.log.Info("subscriptions loaded", "count", len(all), "from_app", len(subs), "app_declares", found, "subscriptions", all)
+	}
+	return nil
+}
+
+func sameSubscriptions(a, b []subscription.Subscription) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// refreshLoop fetches the app's subscriptions every RefreshInterval. A failed
+// refresh keeps the previous subscriptions: routing never goes empty because
+// the app was briefly unreachable.
+func (d *Dispatcher) refreshLoop(ctx context.Context) {
+	t := time.NewTicker(d.cfg.RefreshInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := d.loadSubscriptions(ctx); err != nil && ctx.Err() == nil {
+				d.log.Warn("subscription refresh failed; keeping the previous ones", "error", err)
+			}
+		}
+	}
+}
+
+// readLoop is the backpressure loop. A slot of the semaphore is one push in
+// flight; the loop asks the broker only for as many messages as there are free
+// slots, so a slow app stops reading instead of growing memory. On ctx end it
+// stops reading and waits for in-flight pushes (bounded by DrainTimeout).
+func (d *Dispatcher) readLoop(ctx context.Context) {
+	// Pushes run on a context that outlives ctx by DrainTimeout, so that a
+	// SIGTERM lets them finish instead of failing them at once.
+	pushCtx, cancelPushes := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelPushes()
+
+	slots := make(chan struct{}, d.cfg.Concurrency)
+	var inflight sync.WaitGroup
+	backoff := newBackoff(50*time.Millisecond, 2*time.Second)
+
+	for ctx.Err() == nil {
+		// Take one slot (blocking), then every other free one.
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+			continue
+		}
+		n := 1
+	grab:
+		for n < d.cfg.Concurrency {
+			select {
+			case slots <- struct{}{}:
+				n++
+			default:
+				break grab
+			}
+		}
+
+		msgs, err := d.sub.Fetch(ctx, n)
+		for i := len(msgs); i < n; i++ {
+			<-slots
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				break
+			}
+			d.metrics.BrokerErrors.WithLabelValues("fetch").Inc()
+			wait := backoff.next()
+			d.log.Warn("reading events failed", "group", d.cfg.Group, "error", err, "retry_in", wait.String())
+			sleep(ctx, wait)
+			continue
+		}
+		backoff.reset()
+		for _, m := range msgs {
+			inflight.Add(1)
+			go func(m *Message) {
+				defer func() { <-slots; inflight.Done() }()
+				d.deliver(pushCtx, m)
+			}(m)
+		}
+	}
+
+	done := make(chan struct{})
+	go func() { inflight.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(d.cfg.DrainTimeout):
+		d.log.Warn("shutdown timeout: handing back pushes still in flight; they stay pending and will be delivered again",
+			"group", d.cfg.Group, "drain_timeout", d.cfg.DrainTimeout.String())
+		cancelPushes()
+		<-done
+	}
+}
+
+// deliver pushes one message to the subscription its type routes to and
+// acknowledges it after a 2xx answer. Messages that target another group or
+// match no subscription are acknowledged without a push. A failed push leaves
+// the entry pending in the broker.
+func (d *Dispatcher) deliver(ctx context.Context, m *Message) {
+	if m.Err != nil {
+		d.log.Error("undecodable entry left pending", "tenant", m.Tenant, "stream_id", m.StreamID, "group", d.cfg.Group, "error", m.Err)
+		return
+	}
+	ev := m.Event
+	sub, ok := d.route(ev.Type)
+	if !ok || (ev.TargetGroup != "" && ev.TargetGroup != d.cfg.Group) {
+		d.metrics.Deliveries.WithLabelValues("skipped").Inc()
+		d.ack(ctx, m)
+		return
+	}
+
+	body := ev.AppendJSON(make([]byte, 0, 256+len(ev.Data)))
+	dl := appclient.Delivery{
+		Path:          sub.Path,
+		EventID:       ev.ID,
+		EventType:     ev.Type,
+		TenantID:      ev.TenantID,
+		CorrelationID: ev.CorrelationID,
+		TraceParent:   ev.TraceParent,
+		TraceState:    ev.TraceState,
+		Attempt:       m.Attempt,
+		Replay:        ev.Replay,
+		Body:          body,
+	}
+	d.metrics.InFlight.Inc()
+	start := time.Now()
+	res, err := d.app.Push(ctx, &dl)
+	d.metrics.InFlight.Dec()
+	d.metrics.DeliveryDuration.Observe(time.Since(start).Seconds())
+
+	switch {
+	case err != nil:
+		d.metrics.Deliveries.WithLabelValues("unreachable").Inc()
+		d.log.Warn("push failed; entry stays pending", d.eventAttrs(m, sub.Path, 0, err)...)
+	case res.Status >= 200 && res.Status < 300:
+		d.metrics.Deliveries.WithLabelValues("ok").Inc()
+		d.ack(ctx, m)
+	default:
+		d.metrics.Deliveries.WithLabelValues("app_error").Inc()
+		d.log.Warn("app refused push; entry stays pending",
+			d.eventAttrs(m, sub.Path, res.Status, fmt.Errorf("app answered %d: %s", res.Status, res.Body))...)
+	}
+}
+
+func (d *Dispatcher) route(typ string) (subscription.Subscription, bool) {
+	r := d.router.Load()
+	if r == nil {
+		return subscription.Subscription{}, false
+	}
+	return r.Route(typ)
+}
+
+func (d *Dispatcher) ack(ctx context.Context, m *Message) {
+	if err := d.sub.Ack(ctx, m); err != nil {
+		// The entry stays pending and will be delivered again: at-least-once.
+		d.metrics.BrokerErrors.WithLabelValues("ack").Inc()
+		d.log.Warn("ack failed; the event will be delivered again", d.eventAttrs(m, "", 0, err)...)
+	}
+}
+
+func (d *Dispatcher) eventAttrs(m *Message, path string, status int, err error) []any {
+	a := []any{"event_id", m.Event.ID, "type", m.Event.Type, "tenant", m.Tenant, "group", d.cfg.Group,
+		"attempt", m.Attempt, "stream_id", m.StreamID, "correlation_id", m.Event.CorrelationID}
+	if path != "" {
+		a = append(a, "path", path)
+	}
+	if status != 0 {
+		a = append(a, "status", status)
+	}
+	return append(a, "error", err)
+}
+
+// backoff doubles a wait from min to max; reset starts over.
+type backoff struct{ min, max, cur time.Duration }
+
+func newBackoff(min, max time.Duration) *backoff { return &backoff{min: min, max: max} }
+
+func (b *backoff) next() time.Duration {
+	if b.cur == 0 {
+		b.cur = b.min
+	} else if b.cur *= 2; b.cur > b.max {
+		b.cur = b.max
+	}
+	return b.cur
+}
+
+func (b *backoff) reset() { b.cur = 0 }
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
