@@ -1,0 +1,57 @@
+// Command sidecar runs the HYVVE event-bus sidecar beside one app. See
+// `sidecar --help` and the README.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/hyvve/sidecar/internal/config"
+	"github.com/hyvve/sidecar/internal/daemon"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "0.1.0-dev"
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Getenv, os.Stdout, os.Stderr))
+}
+
+// run returns the exit code: 0 after a clean shutdown, 2 for bad
+// configuration, 1 for a failure at run time.
+func run(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "version" {
+		fmt.Fprintf(stdout, "hyvve-sidecar %s\n", version)
+		return 0
+	}
+	cfg, err := config.Load(args, getenv)
+	if errors.Is(err, flag.ErrHelp) {
+		config.Usage(stdout)
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "sidecar: %v\n", err)
+		return 2
+	}
+	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	d, err := daemon.New(cfg, version, log)
+	if err != nil {
+		fmt.Fprintf(stderr, "sidecar: %v\n", err)
+		return 2
+	}
+	if err := d.Run(ctx); err != nil {
+		log.Error("sidecar exited with an error", "error", err)
+		return 1
+	}
+	return 0
+}

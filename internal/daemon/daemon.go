@@ -1,0 +1,203 @@
+// Package daemon wires one sidecar process together: the broker store, the
+// local API, and (when the sidecar has an app) the dispatcher that pushes
+// events to it. It owns their lifecycle and the shutdown order of SPEC §9.
+package daemon
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+
+	"github.com/hyvve/sidecar/internal/appclient"
+	"github.com/hyvve/sidecar/internal/config"
+	"github.com/hyvve/sidecar/internal/localapi"
+	"github.com/hyvve/sidecar/internal/metrics"
+	"github.com/hyvve/sidecar/internal/redisstore"
+	"github.com/hyvve/sidecar/internal/relay"
+)
+
+// Daemon is one running sidecar. Create it with New, run it with Run.
+type Daemon struct {
+	cfg     *config.Config
+	log     *slog.Logger
+	metrics *metrics.Metrics
+	store   *redisstore.Store
+	api     *localapi.Server
+	app     *appclient.Client // nil for a publish-only sidecar
+	disp    *relay.Dispatcher // nil for a publish-only sidecar
+}
+
+// New builds every part and binds the listeners; it connects to nothing yet,
+// so a broker or app that is down makes the sidecar not ready, not fail.
+func New(cfg *config.Config, version string, log *slog.Logger) (*Daemon, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.RedisURL == "" {
+		return nil, errors.New("--redis-url: required: the embedded store is not available yet; start a redis-server and pass its URL")
+	}
+	if cfg.RedisCluster {
+		return nil, errors.New("--redis-cluster: Redis Cluster is not supported yet; use a single Redis or a primary with replicas")
+	}
+	d := &Daemon{cfg: cfg, log: log, metrics: metrics.New()}
+
+	consumer := ""
+	group := ""
+	if cfg.AppURL != "" {
+		group = cfg.Group
+		consumer = consumerName()
+	}
+	var err error
+	d.store, err = redisstore.New(redisstore.Options{
+		URL:          cfg.RedisURL,
+		PoolSize:     cfg.RedisPoolSize,
+		KeyPrefix:    cfg.KeyPrefix,
+		Retention:    cfg.Retention,
+		DLQRetention: cfg.DLQRetention,
+		Group:        group,
+		Consumer:     consumer,
+		Logger:       log,
+	})
+	if err != nil {
+		return nil, err
+	}
+
+	if cfg.AppURL != "" {
+		d.app, err = appclient.New(appclient.Options{
+			URL:      cfg.AppURL,
+			Token:    cfg.AppToken,
+			Timeout:  cfg.AppTimeout,
+			MaxConns: cfg.AppConcurrency + 2,
+		})
+		if err != nil {
+			d.store.Close()
+			return nil, fmt.Errorf("--app-url: %w", err)
+		}
+		d.disp, err = relay.NewDispatcher(relay.DispatcherConfig{
+			Group:        cfg.Group,
+			Static:       cfg.Subscriptions,
+			Concurrency:  cfg.AppConcurrency,
+			DrainTimeout: cfg.ShutdownTimeout,
+		}, d.store, d.app, d.metrics, log)
+		if err != nil {
+			d.app.Close()
+			d.store.Close()
+			return nil, err
+		}
+	}
+
+	d.api, err = localapi.New(localapi.Options{
+		Listen:        cfg.Listen,
+		Socket:        cfg.Socket,
+		APIToken:      cfg.APIToken,
+		Tenants:       cfg.Tenants,
+		DefaultTenant: cfg.Tenant,
+		Source:        cfg.Source,
+		MaxEventBytes: cfg.MaxEventBytes,
+		Ready:         d.ready,
+		Metrics:       d.metrics,
+		Logger:        log,
+	}, d.store)
+	if err != nil {
+		d.closeClients()
+		return nil, err
+	}
+	log.Info("sidecar starting", "version", version, "listen", d.api.Addr(), "socket", cfg.Socket,
+		"group", group, "consumer", consumer, "app_url", cfg.AppURL, "config", cfg.Redacted())
+	return d, nil
+}
+
+// consumerName is unique per process: a restarted sidecar is a new consumer,
+// and what the old one held is reclaimed from the group's pending list.
+func consumerName() string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "sidecar"
+	}
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return host + "-" + hex.EncodeToString(b[:])
+}
+
+// ready is /readyz: the broker answers and the subscriptions are loaded.
+func (d *Daemon) ready(ctx context.Context) error {
+	if err := d.store.Ping(ctx); err != nil {
+		return fmt.Errorf("broker: %w", err)
+	}
+	if d.disp != nil {
+		if err := d.disp.Ready(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Run serves until ctx ends, then shuts down in order: stop reading, finish
+// or hand back pushes in flight (within --shutdown-timeout), close the local
+// API, stop the store. It returns nil after a clean shutdown.
+func (d *Daemon) Run(ctx context.Context) error {
+	bg := context.WithoutCancel(ctx)
+	storeCtx, stopStore := context.WithCancel(bg)
+	apiCtx, stopAPI := context.WithCancel(bg)
+	// The dispatcher stops on a signal or when another part failed.
+	dispCtx, stopDisp := context.WithCancel(ctx)
+	defer stopStore()
+	defer stopAPI()
+	defer stopDisp()
+
+	var storeWG, apiWG, dispWG sync.WaitGroup
+	errc := make(chan error, 3)
+	storeWG.Add(1)
+	go func() {
+		defer storeWG.Done()
+		if err := d.store.Run(storeCtx); err != nil {
+			errc <- fmt.Errorf("store: %w", err)
+		}
+	}()
+	apiWG.Add(1)
+	go func() {
+		defer apiWG.Done()
+		if err := d.api.Run(apiCtx); err != nil {
+			errc <- err
+		}
+	}()
+	if d.disp != nil {
+		dispWG.Add(1)
+		go func() {
+			defer dispWG.Done()
+			if err := d.disp.Run(dispCtx); err != nil {
+				errc <- fmt.Errorf("dispatcher: %w", err)
+			}
+		}()
+	}
+	d.log.Info("sidecar running", "listen", d.api.Addr())
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+		d.log.Info("shutting down: reading stopped, draining pushes in flight", "timeout", d.cfg.ShutdownTimeout.String())
+	case runErr = <-errc:
+		d.log.Error("sidecar failed; shutting down", "error", runErr)
+	}
+	stopDisp()
+	dispWG.Wait()
+	stopAPI()
+	apiWG.Wait()
+	stopStore()
+	storeWG.Wait()
+	d.closeClients()
+	d.log.Info("sidecar stopped")
+	return runErr
+}
+
+func (d *Daemon) closeClients() {
+	if d.app != nil {
+		d.app.Close()
+	}
+	d.store.Close()
+}

@@ -1,0 +1,293 @@
+// Package localapi owns the HTTP API an app uses to talk to its sidecar
+// (SPEC §2): publishing events, health, readiness and metrics, served with
+// fasthttp on a TCP address and optionally a Unix socket.
+//
+// It knows nothing of the broker: it hands validated events to a Publisher
+// and maps the errors it gets back to statuses in one place (errorFor).
+package localapi
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/valyala/fasthttp"
+	"github.com/valyala/fasthttp/fasthttpadaptor"
+
+	"github.com/hyvve/sidecar/internal/metrics"
+	"github.com/hyvve/sidecar/internal/relay"
+)
+
+// Publisher is what the local API needs from the broker side.
+type Publisher interface {
+	// Publish writes reqs and fills res (same length); see relay.Publisher.
+	Publish(ctx context.Context, reqs []relay.PublishRequest, res []relay.PublishResult)
+}
+
+// Options configure the local API.
+type Options struct {
+	Listen string // TCP host:port
+	Socket string // Unix socket path; empty = none
+
+	APIToken      string   // when set, every /v1/ call needs "Authorization: Bearer <token>"
+	Tenants       []string // allow-list; empty = any tenant
+	DefaultTenant string
+	Source        string
+	MaxEventBytes int
+
+	// PublishTimeout bounds a publish end to end (default 5 s): a broker that
+	// does not answer in time gives 503, never a hang.
+	PublishTimeout time.Duration
+	// Ready reports why the sidecar is not ready (nil = ready).
+	Ready func(ctx context.Context) error
+
+	Metrics *metrics.Metrics
+	Logger  *slog.Logger
+}
+
+// Limits of the batch endpoint.
+const (
+	MaxBatchEvents   = 1000
+	minMaxBatchBytes = 16 << 20
+)
+
+// Server is the local API. New binds the listeners; Run serves them.
+type Server struct {
+	o       Options
+	pub     Publisher
+	log     *slog.Logger
+	srv     *fasthttp.Server
+	tcp     net.Listener
+	unix    net.Listener
+	tenants map[string]struct{}
+	metrics fasthttp.RequestHandler
+
+	closeOnce sync.Once
+}
+
+// New validates the options and binds the TCP listener and, when configured,
+// the Unix socket (mode 0660; a stale socket file left by a killed sidecar is
+// replaced, a live one is an error).
+func New(o Options, pub Publisher) (*Server, error) {
+	if o.PublishTimeout <= 0 {
+		o.PublishTimeout = 5 * time.Second
+	}
+	if o.MaxEventBytes <= 0 {
+		o.MaxEventBytes = 1 << 20
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Metrics == nil {
+		o.Metrics = metrics.New()
+	}
+	if o.Ready == nil {
+		o.Ready = func(context.Context) error { return nil }
+	}
+	s := &Server{o: o, pub: pub, log: o.Logger}
+	if len(o.Tenants) > 0 {
+		s.tenants = make(map[string]struct{}, len(o.Tenants))
+		for _, t := range o.Tenants {
+			s.tenants[t] = struct{}{}
+		}
+	}
+	s.metrics = fasthttpadaptor.NewFastHTTPHandler(promhttp.HandlerFor(o.Metrics.Registry, promhttp.HandlerOpts{}))
+	s.srv = &fasthttp.Server{
+		Handler:               s.handle,
+		ErrorHandler:          s.handleParseError,
+		Name:                  "hyvve-sidecar",
+		MaxRequestBodySize:    max(minMaxBatchBytes, o.MaxEventBytes),
+		ReadTimeout:           30 * time.Second,
+		WriteTimeout:          30 * time.Second,
+		IdleTimeout:           2 * time.Minute,
+		NoDefaultServerHeader: true,
+		NoDefaultDate:         true,
+		Logger:                fasthttpLogger{o.Logger},
+	}
+
+	var err error
+	if s.tcp, err = net.Listen("tcp", o.Listen); err != nil {
+		return nil, fmt.Errorf("--listen %s: %w", o.Listen, err)
+	}
+	if o.Socket != "" {
+		if s.unix, err = listenUnix(o.Socket); err != nil {
+			s.tcp.Close()
+			return nil, fmt.Errorf("--socket %s: %w", o.Socket, err)
+		}
+	}
+	return s, nil
+}
+
+func listenUnix(path string) (net.Listener, error) {
+	if fi, err := os.Lstat(path); err == nil {
+		if fi.Mode()&fs.ModeSocket == 0 {
+			return nil, errors.New("exists and is not a socket")
+		}
+		if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+			c.Close()
+			return nil, errors.New("another process is serving this socket")
+		}
+		if err := os.Remove(path); err != nil {
+			return nil, fmt.Errorf("remove stale socket: %w", err)
+		}
+	}
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.Chmod(path, 0o660); err != nil {
+		ln.Close()
+		return nil, err
+	}
+	return ln, nil
+}
+
+// Addr is the bound TCP address.
+func (s *Server) Addr() string { return s.tcp.Addr().String() }
+
+// Run serves until ctx ends, then stops accepting, lets requests in progress
+// finish (up to 10 s), and closes the listeners (removing the socket file).
+func (s *Server) Run(ctx context.Context) error {
+	errc := make(chan error, 2)
+	n := 0
+	for _, ln := range []net.Listener{s.tcp, s.unix} {
+		if ln == nil {
+			continue
+		}
+		n++
+		go func(ln net.Listener) { errc <- s.srv.Serve(ln) }(ln)
+	}
+	var serveErr error
+	select {
+	case <-ctx.Done():
+	case serveErr = <-errc:
+		n--
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	err := s.srv.ShutdownWithContext(sctx)
+	for ; n > 0; n-- {
+		<-errc
+	}
+	s.Close()
+	if serveErr != nil {
+		return fmt.Errorf("local api: %w", serveErr)
+	}
+	if err != nil {
+		return fmt.Errorf("local api shutdown: %w", err)
+	}
+	return nil
+}
+
+// Close closes the listeners (removing the socket file). Safe to call twice.
+func (s *Server) Close() error {
+	var errs []error
+	s.closeOnce.Do(func() {
+		if err := s.tcp.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+			errs = append(errs, err)
+		}
+		if s.unix != nil {
+			if err := s.unix.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+				errs = append(errs, err)
+			}
+			if err := os.Remove(s.o.Socket); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				errs = append(errs, err)
+			}
+		}
+	})
+	return errors.Join(errs...)
+}
+
+func (s *Server) handle(ctx *fasthttp.RequestCtx) {
+	path := ctx.Path()
+	switch string(path) {
+	case "/v1/events":
+		if s.allow(ctx, "POST") && s.authorized(ctx) {
+			s.handlePublish(ctx)
+		}
+	case "/v1/events/batch":
+		if s.allow(ctx, "POST") && s.authorized(ctx) {
+			s.handleBatch(ctx)
+		}
+	case "/healthz":
+		if s.allow(ctx, "GET") {
+			ctx.SetContentType("application/json")
+			ctx.SetBodyString(`{"status":"ok"}`)
+		}
+	case "/readyz":
+		if s.allow(ctx, "GET") {
+			s.handleReady(ctx)
+		}
+	case "/metrics":
+		if s.allow(ctx, "GET") {
+			s.metrics(ctx)
+		}
+	default:
+		if len(path) >= 4 && string(path[:4]) == "/v1/" && !s.authorized(ctx) {
+			return
+		}
+		writeError(ctx, fasthttp.StatusNotFound, "not_found", "", fmt.Sprintf("no such endpoint: %s %s", ctx.Method(), path))
+	}
+}
+
+// allow answers 405 unless the method is m (HEAD is allowed with GET).
+func (s *Server) allow(ctx *fasthttp.RequestCtx, m string) bool {
+	got := string(ctx.Method())
+	if got == m || (m == "GET" && got == "HEAD") {
+		return true
+	}
+	ctx.Response.Header.Set("Allow", m)
+	writeError(ctx, fasthttp.StatusMethodNotAllowed, "method_not_allowed", "", fmt.Sprintf("%s needs %s, got %s", ctx.Path(), m, got))
+	return false
+}
+
+func (s *Server) authorized(ctx *fasthttp.RequestCtx) bool {
+	if s.o.APIToken == "" {
+		return true
+	}
+	h := ctx.Request.Header.Peek("Authorization")
+	const p = "Bearer "
+	if len(h) > len(p) && string(h[:len(p)]) == p &&
+		subtle.ConstantTimeCompare(h[len(p):], []byte(s.o.APIToken)) == 1 {
+		return true
+	}
+	ctx.Response.Header.Set("WWW-Authenticate", `Bearer realm="hyvve-sidecar"`)
+	writeError(ctx, fasthttp.StatusUnauthorized, "unauthorized", "Authorization", "missing or wrong API token: send Authorization: Bearer <--api-token>")
+	return false
+}
+
+func (s *Server) handleReady(ctx *fasthttp.RequestCtx) {
+	rctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := s.o.Ready(rctx); err != nil {
+		writeError(ctx, fasthttp.StatusServiceUnavailable, "not_ready", "", err.Error())
+		return
+	}
+	ctx.SetContentType("application/json")
+	ctx.SetBodyString(`{"status":"ready"}`)
+}
+
+// handleParseError answers requests fasthttp could not read, in the SPEC's
+// error format.
+func (s *Server) handleParseError(ctx *fasthttp.RequestCtx, err error) {
+	if errors.Is(err, fasthttp.ErrBodyTooLarge) {
+		writeError(ctx, fasthttp.StatusRequestEntityTooLarge, "too_large", "",
+			fmt.Sprintf("request body larger than %d bytes", s.srv.MaxRequestBodySize))
+		return
+	}
+	writeError(ctx, fasthttp.StatusBadRequest, "bad_request", "", "malformed HTTP request: "+err.Error())
+}
+
+type fasthttpLogger struct{ l *slog.Logger }
+
+func (f fasthttpLogger) Printf(format string, args ...any) {
+	f.l.Debug("fasthttp: " + fmt.Sprintf(format, args...))
+}
