@@ -94,7 +94,7 @@ var everySetting = []struct {
 	{"tenant", "acme", "Tenant", "acme", nil},
 	{"tenants", "acme, globex,acme", "Tenants", []string{"acme", "globex"}, nil},
 	{"key-prefix", "stage_1", "KeyPrefix", "stage_1", nil},
-	{"retry-schedule", "1s,1s,10s", "RetrySchedule", []time.Duration{time.Second, time.Second, 10 * time.Second}, nil},
+	{"retry-schedule", "11s,11s,20s", "RetrySchedule", []time.Duration{11 * time.Second, 11 * time.Second, 20 * time.Second}, nil},
 	{"retention", "48h", "Retention", 48 * time.Hour, nil},
 	{"dlq-retention", "1h", "DLQRetention", time.Hour, nil},
 	{"max-event-bytes", "512KiB", "MaxEventBytes", 512 << 10, nil},
@@ -224,6 +224,8 @@ func TestLoad_rejects_bad_settings_with_one_line_naming_the_flag(t *testing.T) {
 		{"retry zero", []string{"--retry-schedule=0s,1m"}, nil, `--retry-schedule: every wait must be more than 0, got 0s`},
 		{"retry decreasing", []string{"--retry-schedule=5m,1m"}, nil,
 			`--retry-schedule: must not decrease, but 1m0s follows 5m0s`},
+		{"app timeout not shorter than the first step", []string{"--retry-schedule=200ms,400ms", "--app-timeout=200ms"}, nil,
+			`--app-timeout: 200ms must be shorter than the first --retry-schedule step (200ms), or a slow push would be retried while still in flight`},
 		{"app url scheme", []string{"--app-url=ftp://x"}, nil,
 			`--app-url: must be http://host:port or unix:///path, got "ftp://x"`},
 		{"app url https", []string{"--app-url=https://app:443"}, nil,
@@ -407,7 +409,7 @@ tenant: 42
 tenants:
   - 42
   - acme
-retry-schedule: 10s, 1m
+retry-schedule: 2m, 3m
 max-event-bytes: 2048
 log-level: warn
 admin-token: ~
@@ -427,7 +429,7 @@ subscriptions:
 		c.AppConcurrency, 4,
 		c.Tenant, "42",
 		c.Tenants, []string{"42", "acme"},
-		c.RetrySchedule, []time.Duration{10 * time.Second, time.Minute},
+		c.RetrySchedule, []time.Duration{2 * time.Minute, 3 * time.Minute},
 		c.MaxEventBytes, 2048,
 		c.LogLevel, slog.LevelWarn,
 		c.AdminToken, "",

@@ -152,6 +152,12 @@ func (c *Config) checkRetention() error {
 		}
 		total += d
 	}
+	// A push still running when its entry becomes due again would be
+	// delivered twice at once.
+	if c.AppTimeout >= c.RetrySchedule[0] {
+		return fmt.Errorf("--app-timeout: %s must be shorter than the first --retry-schedule step (%s), "+
+			"or a slow push would be retried while still in flight", c.AppTimeout, c.RetrySchedule[0])
+	}
 	if c.Retention <= 0 {
 		return fmt.Errorf("--retention: must be more than 0, got %s", c.Retention)
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/hyvve/sidecar/internal/metrics"
 	"github.com/hyvve/sidecar/internal/redisstore"
 	"github.com/hyvve/sidecar/internal/relay"
+	"github.com/hyvve/sidecar/internal/retry"
 )
 
 // Daemon is one running sidecar. Create it with New, run it with Run.
@@ -52,7 +53,10 @@ func New(cfg *config.Config, version string, log *slog.Logger) (*Daemon, error) 
 		group = cfg.Group
 		consumer = consumerName()
 	}
-	var err error
+	policy, err := retry.NewPolicy(cfg.RetrySchedule)
+	if err != nil {
+		return nil, fmt.Errorf("--retry-schedule: %w", err)
+	}
 	d.store, err = redisstore.New(redisstore.Options{
 		URL:          cfg.RedisURL,
 		PoolSize:     cfg.RedisPoolSize,
@@ -61,6 +65,7 @@ func New(cfg *config.Config, version string, log *slog.Logger) (*Daemon, error) 
 		DLQRetention: cfg.DLQRetention,
 		Group:        group,
 		Consumer:     consumer,
+		Retry:        policy,
 		Logger:       log,
 	})
 	if err != nil {
@@ -82,6 +87,7 @@ func New(cfg *config.Config, version string, log *slog.Logger) (*Daemon, error) 
 			Group:        cfg.Group,
 			Static:       cfg.Subscriptions,
 			Concurrency:  cfg.AppConcurrency,
+			Retry:        policy,
 			DrainTimeout: cfg.ShutdownTimeout,
 		}, d.store, d.app, d.metrics, log)
 		if err != nil {

@@ -21,6 +21,12 @@ type Metrics struct {
 	Deliveries *prometheus.CounterVec
 	// DeliveryDuration is the time the app took to answer a push.
 	DeliveryDuration prometheus.Histogram
+	// Retries counts failed pushes that were scheduled for another attempt.
+	Retries prometheus.Counter
+	// DeadLetters counts entries moved to a dead-letter stream, by reason:
+	// "rejected" (the app answered 4xx), "exhausted" (the last retry failed),
+	// "undecodable" (the entry is not an event).
+	DeadLetters *prometheus.CounterVec
 	// InFlight is the number of pushes waiting for the app.
 	InFlight prometheus.Gauge
 	// BrokerErrors counts failed broker calls by operation.
@@ -51,6 +57,14 @@ func New() *Metrics {
 			Help:    "Time the app took to answer a push.",
 			Buckets: []float64{.0005, .001, .002, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
 		}),
+		Retries: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "hyvve_retries_total",
+			Help: "Failed pushes scheduled for another attempt.",
+		}),
+		DeadLetters: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "hyvve_dead_letters_total",
+			Help: "Entries moved to a dead-letter stream, by reason (rejected, exhausted, undecodable).",
+		}, []string{"reason"}),
 		InFlight: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "hyvve_deliveries_in_flight",
 			Help: "Pushes currently waiting for the app's answer.",
@@ -60,7 +74,7 @@ func New() *Metrics {
 			Help: "Failed broker calls, by operation.",
 		}, []string{"op"}),
 	}
-	reg.MustRegister(m.Published, m.PublishDuration, m.Deliveries, m.DeliveryDuration, m.InFlight, m.BrokerErrors,
+	reg.MustRegister(m.Published, m.PublishDuration, m.Deliveries, m.DeliveryDuration, m.Retries, m.DeadLetters, m.InFlight, m.BrokerErrors,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m
 }

@@ -34,13 +34,19 @@ type consumer struct {
 	// that waits for the first stream.
 	changed chan struct{}
 
+	// Only Fetch touches the fields below.
+	//
 	// buf holds entries a multi-stream read returned beyond what Fetch was
-	// asked for (XREADGROUP's COUNT is per stream). Only Fetch touches it.
+	// asked for (XREADGROUP's COUNT is per stream).
 	buf []*relay.Message
+	// lastScan is when the pending lists were last scanned for retries;
+	// cursor is where each stream's next XPENDING page starts.
+	lastScan time.Time
+	cursor   map[string]string
 }
 
 func newConsumer(s *Store) *consumer {
-	return &consumer{s: s, known: map[string]bool{}, changed: make(chan struct{})}
+	return &consumer{s: s, known: map[string]bool{}, changed: make(chan struct{}), cursor: map[string]string{}}
 }
 
 // discoveryLoop registers the group, then watches the tenant registry: every
@@ -171,8 +177,10 @@ func (c *consumer) createGroup(ctx context.Context, stream, start string) error 
 	return nil
 }
 
-// Fetch implements relay.Subscriber. One XREADGROUP reads every tenant stream,
-// blocking up to Block. COUNT is per stream, so a read may return more than
+// Fetch implements relay.Subscriber. Every scan interval it first claims
+// pending entries that are due for another attempt (see reclaim); otherwise
+// one XREADGROUP reads new entries of every tenant stream, blocking up to
+// Block (shortened to the scan interval so retries are not delayed). COUNT is per stream, so a read may return more than
 // limit across streams: the rest waits in buf (bounded by the number of streams
 // times COUNT) and is handed out first by the next calls.
 func (s *Store) Fetch(ctx context.Context, limit int) ([]*relay.Message, error) {
@@ -189,8 +197,17 @@ func (s *Store) Fetch(ctx context.Context, limit int) ([]*relay.Message, error) 
 	c.mu.Lock()
 	streams, changed := c.streams, c.changed
 	c.mu.Unlock()
+	interval := scanInterval(s.opts.Retry.Shortest())
+	if len(streams) > 0 && time.Since(c.lastScan) >= interval {
+		c.lastScan = time.Now()
+		msgs, err := s.reclaim(ctx, streams, limit)
+		if err != nil || len(msgs) > 0 {
+			return msgs, err
+		}
+	}
+	block := min(s.opts.Block, interval)
 	if len(streams) == 0 {
-		t := time.NewTimer(s.opts.Block)
+		t := time.NewTimer(block)
 		defer t.Stop()
 		select {
 		case <-ctx.Done():
@@ -209,13 +226,13 @@ func (s *Store) Fetch(ctx context.Context, limit int) ([]*relay.Message, error) 
 		Consumer: s.opts.Consumer,
 		Streams:  args,
 		Count:    int64(max(1, limit/len(streams))),
-		Block:    s.opts.Block,
+		Block:    block,
 	}).Result()
 	if errors.Is(err, redis.Nil) {
 		return nil, nil
 	}
 	if err != nil {
-		if strings.HasPrefix(err.Error(), "NOGROUP") {
+		if isNoGroup(err) {
 			// A stream or its group vanished (deleted, or Redis lost its
 			// data): create them again at the registration time.
 			c.mu.Lock()
@@ -246,22 +263,15 @@ func (s *Store) Fetch(ctx context.Context, limit int) ([]*relay.Message, error) 
 	return out, nil
 }
 
-// Ack implements relay.Subscriber: one XACK per stream, pipelined.
+// Ack implements relay.Subscriber: XACK per stream, plus dropping the retry
+// state of entries that had failed before, in one pipeline.
 func (s *Store) Ack(ctx context.Context, msgs ...*relay.Message) error {
-	if len(msgs) == 1 {
-		m := msgs[0]
-		if err := s.rdb.XAck(ctx, m.Stream, s.opts.Group, m.StreamID).Err(); err != nil {
-			return fmt.Errorf("xack %s %s: %w", m.Stream, m.StreamID, classify(err))
-		}
-		return nil
-	}
-	byStream := map[string][]string{}
-	for _, m := range msgs {
-		byStream[m.Stream] = append(byStream[m.Stream], m.StreamID)
-	}
 	pipe := s.rdb.Pipeline()
-	for st, ids := range byStream {
-		pipe.XAck(ctx, st, s.opts.Group, ids...)
+	for _, m := range msgs {
+		pipe.XAck(ctx, m.Stream, s.opts.Group, m.StreamID)
+		if m.Attempt > 1 {
+			pipe.HDel(ctx, s.keys.retry(m.Tenant), s.retryField(m.StreamID))
+		}
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		return fmt.Errorf("xack: %w", classify(err))

@@ -4,6 +4,8 @@
 //	<prefix>:events:{<tenant>}   one stream per tenant (the braces are a Cluster hash tag)
 //	<prefix>:tenants             set of tenants that have a stream
 //	<prefix>:groups              hash group → registration time (Redis server ms)
+//	<prefix>:dlq:{<tenant>}      the tenant's dead letters
+//	<prefix>:retry:{<tenant>}    hash "<group> <entry id>" → retry state of a failed push
 //	<prefix>:idem:{<tenant>}:<k> idempotency record of a publish, 24 h
 //
 // A Store is safe for concurrent use. Publish needs Run to be running: Run owns
@@ -26,6 +28,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/hyvve/sidecar/internal/relay"
+	"github.com/hyvve/sidecar/internal/retry"
 )
 
 // Options configure a Store.
@@ -40,6 +43,10 @@ type Options struct {
 	// publish-only store whose Fetch always fails.
 	Group    string
 	Consumer string
+	// Retry is the retry schedule: a pending entry is reclaimed for its next
+	// attempt once idle past the step for its delivery count. Required with
+	// a Group.
+	Retry retry.Policy
 
 	// DiscoveryInterval is how often the tenant registry is checked for new
 	// streams (default 200 ms); Block is the longest a Fetch waits for new
@@ -86,6 +93,8 @@ type Store struct {
 type keys struct{ prefix string }
 
 func (k keys) stream(tenant string) string { return k.prefix + ":events:{" + tenant + "}" }
+func (k keys) dlq(tenant string) string    { return k.prefix + ":dlq:{" + tenant + "}" }
+func (k keys) retry(tenant string) string  { return k.prefix + ":retry:{" + tenant + "}" }
 func (k keys) tenants() string             { return k.prefix + ":tenants" }
 func (k keys) groups() string              { return k.prefix + ":groups" }
 func (k keys) idem(tenant, key string) string {
@@ -150,6 +159,9 @@ func New(o Options) (*Store, error) {
 		closed:     make(chan struct{}),
 	}
 	if o.Group != "" {
+		if len(o.Retry.Schedule) == 0 {
+			return nil, errors.New("redisstore: a consumer group needs a retry schedule")
+		}
 		s.consumer = newConsumer(s)
 	}
 	return s, nil

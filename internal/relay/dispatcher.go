@@ -11,6 +11,7 @@ import (
 
 	"github.com/hyvve/sidecar/internal/appclient"
 	"github.com/hyvve/sidecar/internal/metrics"
+	"github.com/hyvve/sidecar/internal/retry"
 	"github.com/hyvve/sidecar/internal/subscription"
 )
 
@@ -29,6 +30,8 @@ type DispatcherConfig struct {
 	Static []subscription.Subscription
 	// Concurrency bounds pushes in flight and therefore events held in memory.
 	Concurrency int
+	// Retry is the retry schedule; its state lives in the broker.
+	Retry retry.Policy
 	// RefreshInterval is how often the app's subscriptions are fetched again
 	// (default 30 s); LoadRetry how often a failed first load is retried
 	// (default 1 s).
@@ -44,7 +47,7 @@ type DispatcherConfig struct {
 // NewDispatcher and start it with Run.
 type Dispatcher struct {
 	cfg     DispatcherConfig
-	sub     Subscriber
+	sub     Inbox
 	app     App
 	log     *slog.Logger
 	metrics *metrics.Metrics
@@ -54,9 +57,12 @@ type Dispatcher struct {
 }
 
 // NewDispatcher returns a Dispatcher; it validates the static subscriptions.
-func NewDispatcher(cfg DispatcherConfig, sub Subscriber, app App, m *metrics.Metrics, log *slog.Logger) (*Dispatcher, error) {
+func NewDispatcher(cfg DispatcherConfig, sub Inbox, app App, m *metrics.Metrics, log *slog.Logger) (*Dispatcher, error) {
 	if cfg.Concurrency < 1 {
 		return nil, fmt.Errorf("dispatcher: concurrency must be at least 1, got %d", cfg.Concurrency)
+	}
+	if len(cfg.Retry.Schedule) == 0 {
+		return nil, errors.New("dispatcher: no retry schedule")
 	}
 	if _, err := subscription.NewRouter(cfg.Static); err != nil {
 		return nil, fmt.Errorf("subscriptions in config: %w", err)
@@ -238,19 +244,34 @@ func (d *Dispatcher) readLoop(ctx context.Context) {
 }
 
 // deliver pushes one message to the subscription its type routes to and
-// acknowledges it after a 2xx answer. Messages that target another group or
-// match no subscription are acknowledged without a push. A failed push leaves
-// the entry pending in the broker.
+// settles it by the app's answer (SPEC §3): 2xx acknowledges; a 4xx other
+// than 408/429 dead-letters at once; anything else is retried on the schedule
+// and dead-lettered after the last attempt. Messages that target another
+// group or match no subscription are acknowledged without a push.
 func (d *Dispatcher) deliver(ctx context.Context, m *Message) {
+	// Bookkeeping in the broker must happen even when the push itself was
+	// cancelled by shutdown.
+	bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+
 	if m.Err != nil {
-		d.log.Error("undecodable entry left pending", "tenant", m.Tenant, "stream_id", m.StreamID, "group", d.cfg.Group, "error", m.Err)
+		d.deadLetter(bctx, m, m.Attempt, "undecodable entry: "+m.Err.Error(), "undecodable")
+		return
+	}
+	if m.Attempt > d.cfg.Retry.MaxAttempts() {
+		// Its holder died during the last attempt: that attempt failed too.
+		last := m.LastError
+		if last == "" {
+			last = fmt.Sprintf("attempt %d did not finish: the sidecar holding it stopped", m.Attempt-1)
+		}
+		d.deadLetter(bctx, m, m.Attempt-1, last, "exhausted")
 		return
 	}
 	ev := m.Event
 	sub, ok := d.route(ev.Type)
 	if !ok || (ev.TargetGroup != "" && ev.TargetGroup != d.cfg.Group) {
 		d.metrics.Deliveries.WithLabelValues("skipped").Inc()
-		d.ack(ctx, m)
+		d.ack(bctx, m)
 		return
 	}
 
@@ -273,17 +294,52 @@ func (d *Dispatcher) deliver(ctx context.Context, m *Message) {
 	d.metrics.InFlight.Dec()
 	d.metrics.DeliveryDuration.Observe(time.Since(start).Seconds())
 
+	switch retry.Classify(res.Status, err) {
+	case retry.Ack:
+		d.metrics.Deliveries.WithLabelValues("ok").Inc()
+		d.ack(bctx, m)
+		return
+	case retry.Reject:
+		d.metrics.Deliveries.WithLabelValues("app_error").Inc()
+		d.deadLetter(bctx, m, m.Attempt, fmt.Sprintf("app rejected the event: %d %s", res.Status, res.Body), "rejected")
+		return
+	}
+	var lastErr string
+	if err != nil {
+		d.metrics.Deliveries.WithLabelValues("unreachable").Inc()
+		lastErr = err.Error()
+	} else {
+		d.metrics.Deliveries.WithLabelValues("app_error").Inc()
+		lastErr = fmt.Sprintf("app answered %d %s", res.Status, res.Body)
+	}
+	wait, again := d.cfg.Retry.Next(m.Attempt, res.Status, res.RetryAfter)
+	if !again {
+		d.deadLetter(bctx, m, m.Attempt, lastErr, "exhausted")
+		return
+	}
+	next := time.Now().Add(wait)
+	if rerr := d.sub.Retry(bctx, m, next, lastErr); rerr != nil {
+		// The entry stays pending all the same; it is retried one step after
+		// it was read instead of after it failed.
+		d.metrics.BrokerErrors.WithLabelValues("retry").Inc()
+		d.log.Warn("recording the failed attempt failed", d.msgAttrs(m, sub.Path, 0, rerr)...)
+	}
+	d.metrics.Retries.Inc()
+	d.log.Warn("push failed; will retry",
+		append(d.msgAttrs(m, sub.Path, res.Status, errors.New(lastErr)), "next_attempt_at", next.UTC().Format(time.RFC3339Nano))...)
+}
+
+// deadLetter moves m to the dead letters; a failure to do so leaves it
+// pending, to be tried again by the reclaim of any consumer.
+func (d *Dispatcher) deadLetter(ctx context.Context, m *Message, attempts int, lastErr, reason string) {
+	moved, err := d.sub.DeadLetter(ctx, m, attempts, lastErr)
 	switch {
 	case err != nil:
-		d.metrics.Deliveries.WithLabelValues("unreachable").Inc()
-		d.log.Warn("push failed; entry stays pending", d.eventAttrs(m, sub.Path, 0, err)...)
-	case res.Status >= 200 && res.Status < 300:
-		d.metrics.Deliveries.WithLabelValues("ok").Inc()
-		d.ack(ctx, m)
-	default:
-		d.metrics.Deliveries.WithLabelValues("app_error").Inc()
-		d.log.Warn("app refused push; entry stays pending",
-			d.eventAttrs(m, sub.Path, res.Status, fmt.Errorf("app answered %d: %s", res.Status, res.Body))...)
+		d.metrics.BrokerErrors.WithLabelValues("dead_letter").Inc()
+		d.log.Error("dead-lettering failed; the entry stays pending", d.msgAttrs(m, "", 0, err)...)
+	case moved:
+		d.metrics.DeadLetters.WithLabelValues(reason).Inc()
+		d.log.Error("event dead-lettered", append(d.msgAttrs(m, "", 0, errors.New(lastErr)), "reason", reason, "attempts", attempts)...)
 	}
 }
 
@@ -299,13 +355,17 @@ func (d *Dispatcher) ack(ctx context.Context, m *Message) {
 	if err := d.sub.Ack(ctx, m); err != nil {
 		// The entry stays pending and will be delivered again: at-least-once.
 		d.metrics.BrokerErrors.WithLabelValues("ack").Inc()
-		d.log.Warn("ack failed; the event will be delivered again", d.eventAttrs(m, "", 0, err)...)
+		d.log.Warn("ack failed; the event will be delivered again", d.msgAttrs(m, "", 0, err)...)
 	}
 }
 
-func (d *Dispatcher) eventAttrs(m *Message, path string, status int, err error) []any {
-	a := []any{"event_id", m.Event.ID, "type", m.Event.Type, "tenant", m.Tenant, "group", d.cfg.Group,
-		"attempt", m.Attempt, "stream_id", m.StreamID, "correlation_id", m.Event.CorrelationID}
+// msgAttrs are the log attributes of a message, also of one that is not an
+// event (undecodable).
+func (d *Dispatcher) msgAttrs(m *Message, path string, status int, err error) []any {
+	a := []any{"tenant", m.Tenant, "group", d.cfg.Group, "attempt", m.Attempt, "stream_id", m.StreamID}
+	if m.Event != nil {
+		a = append(a, "event_id", m.Event.ID, "type", m.Event.Type, "correlation_id", m.Event.CorrelationID)
+	}
 	if path != "" {
 		a = append(a, "path", path)
 	}

@@ -11,6 +11,7 @@ package relay
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/hyvve/sidecar/internal/event"
 )
@@ -60,8 +61,10 @@ type Message struct {
 	StreamID string
 	// Attempt is the 1-based delivery attempt of this entry to the group.
 	Attempt int
+	// LastError is why the previous attempt failed, when the broker knows.
+	LastError string
 	// Err is set when the entry could not be decoded into an event; Event is
-	// nil then and the entry must not be acknowledged as delivered.
+	// nil then and the entry is dead-lettered, never pushed.
 	Err error
 }
 
@@ -73,4 +76,23 @@ type Subscriber interface {
 	Fetch(ctx context.Context, max int) ([]*Message, error)
 	// Ack acknowledges messages as done for the group. Safe for concurrent use.
 	Ack(ctx context.Context, msgs ...*Message) error
+}
+
+// Failures records failed deliveries in the broker, so the retry schedule
+// survives a restart and is shared by every consumer of the group. Safe for
+// concurrent use.
+type Failures interface {
+	// Retry records a failed attempt: the entry stays pending and becomes due
+	// again (for any consumer of the group) no sooner than notBefore.
+	Retry(ctx context.Context, m *Message, notBefore time.Time, lastError string) error
+	// DeadLetter moves the entry to its tenant's dead letters and acknowledges
+	// it in one atomic step. It reports false when the entry was no longer
+	// pending for the group (another consumer finished it first).
+	DeadLetter(ctx context.Context, m *Message, attempts int, lastError string) (bool, error)
+}
+
+// Inbox is everything the Dispatcher needs from a broker.
+type Inbox interface {
+	Subscriber
+	Failures
 }
