@@ -6,10 +6,13 @@ package daemon
 import (
 	"context"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/url"
 	"os"
 	"sync"
 
@@ -97,6 +100,12 @@ func New(cfg *config.Config, version string, log *slog.Logger) (*Daemon, error) 
 		}
 	}
 
+	// The admin token is kept apart from cfg: cfg.Redacted is logged, and a
+	// generated token must appear in exactly one log line.
+	adminToken := cfg.AdminToken
+	if adminToken == "" {
+		adminToken = newAdminToken()
+	}
 	d.api, err = localapi.New(localapi.Options{
 		Listen:        cfg.Listen,
 		Socket:        cfg.Socket,
@@ -106,6 +115,8 @@ func New(cfg *config.Config, version string, log *slog.Logger) (*Daemon, error) 
 		Source:        cfg.Source,
 		MaxEventBytes: cfg.MaxEventBytes,
 		Ready:         d.ready,
+		AdminToken:    adminToken,
+		DeadLetters:   d.store,
 		Metrics:       d.metrics,
 		Logger:        log,
 	}, d.store)
@@ -115,7 +126,32 @@ func New(cfg *config.Config, version string, log *slog.Logger) (*Daemon, error) 
 	}
 	log.Info("sidecar starting", "version", version, "listen", d.api.Addr(), "socket", cfg.Socket,
 		"group", group, "consumer", consumer, "app_url", cfg.AppURL, "config", cfg.Redacted())
+	if cfg.AdminToken == "" {
+		// Logged once, like Jupyter's token URL; at warn level so that it
+		// shows at any --log-level but error, and because a token that
+		// changes at every start suits development, not production.
+		log.Warn("no --admin-token set: generated one for this run; open the dashboard (and call /v1/admin/) with it",
+			"dashboard_url", dashboardURL(d.api.Addr(), adminToken))
+	}
 	return d, nil
+}
+
+// newAdminToken returns 32 random bytes, base64url without padding.
+func newAdminToken() string {
+	var b [32]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (it aborts the process instead)
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// dashboardURL is the dashboard's URL on the bound address, carrying the
+// token; an unspecified host (0.0.0.0, ::) becomes 127.0.0.1.
+func dashboardURL(addr, token string) string {
+	if host, port, err := net.SplitHostPort(addr); err == nil {
+		if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+			addr = net.JoinHostPort("127.0.0.1", port)
+		}
+	}
+	return "http://" + addr + "/admin/?token=" + url.QueryEscape(token)
 }
 
 // consumerName is unique per process: a restarted sidecar is a new consumer,

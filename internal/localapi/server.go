@@ -1,6 +1,7 @@
 // Package localapi owns the HTTP API an app uses to talk to its sidecar
-// (SPEC §2): publishing events, health, readiness and metrics, served with
-// fasthttp on a TCP address and optionally a Unix socket.
+// (SPEC §2): publishing events, health, readiness and metrics, and the admin
+// API behind its own token (SPEC §7: dead letters), served with fasthttp on a
+// TCP address and optionally a Unix socket.
 //
 // It knows nothing of the broker: it hands validated events to a Publisher
 // and maps the errors it gets back to statuses in one place (errorFor).
@@ -15,6 +16,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -37,7 +39,7 @@ type Options struct {
 	Listen string // TCP host:port
 	Socket string // Unix socket path; empty = none
 
-	APIToken      string   // when set, every /v1/ call needs "Authorization: Bearer <token>"
+	APIToken      string   // when set, every /v1/ call but /v1/admin/ needs "Authorization: Bearer <token>"
 	Tenants       []string // allow-list; empty = any tenant
 	DefaultTenant string
 	Source        string
@@ -48,6 +50,12 @@ type Options struct {
 	PublishTimeout time.Duration
 	// Ready reports why the sidecar is not ready (nil = ready).
 	Ready func(ctx context.Context) error
+
+	// AdminToken is the bearer token of /v1/admin/ (the APIToken does not
+	// open it); when empty, every admin request is refused.
+	AdminToken string
+	// DeadLetters serves /v1/admin/dlq; nil = those routes answer 404.
+	DeadLetters DeadLetters
 
 	Metrics *metrics.Metrics
 	Logger  *slog.Logger
@@ -231,6 +239,10 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 			s.metrics(ctx)
 		}
 	default:
+		if string(path) == "/v1/admin" || strings.HasPrefix(string(path), adminPrefix) {
+			s.handleAdmin(ctx)
+			return
+		}
 		if len(path) >= 4 && string(path[:4]) == "/v1/" && !s.authorized(ctx) {
 			return
 		}

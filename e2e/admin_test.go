@@ -1,0 +1,448 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/url"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/hyvve/sidecar/internal/testutil/apptest"
+	"github.com/hyvve/sidecar/internal/testutil/redistest"
+	"github.com/hyvve/sidecar/internal/testutil/sidecartest"
+)
+
+const adminToken = "adm-7f3c9e-secret"
+
+// admin calls the admin API of sc with token ("" = no Authorization header).
+func admin(t testing.TB, sc *sidecartest.Sidecar, method, path, token string) answer {
+	t.Helper()
+	h := map[string]string{}
+	if token != "" {
+		h["Authorization"] = "Bearer " + token
+	}
+	return do(t, sc.Client(), method, sc.URL()+path, "", h)
+}
+
+// seedDeadLetter writes a dead letter of group the way the sidecar does (the
+// event's stream fields, then originalStreamId, group, attempts, lastError,
+// failedAt), registers the tenant, and returns the dead letter's id.
+func seedDeadLetter(t testing.TB, c *redis.Client, tenant, eventID, typ, group string) string {
+	t.Helper()
+	ctx := context.Background()
+	id, err := c.XAdd(ctx, &redis.XAddArgs{Stream: "hyvve:dlq:{" + tenant + "}", Values: []any{
+		"id", eventID, "type", typ, "source", "crm", "timestamp", "2026-11-26T10:00:00.123Z",
+		"correlationId", "corr-" + eventID, "tenantId", tenant, "userId", "u-42", "version", "1.0",
+		"data", `{"eventId":"` + eventID + `"}`,
+		"traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+		"originalStreamId", "1764000000000-0", "group", group, "attempts", "4",
+		"lastError", "app answered 503", "failedAt", "2026-11-26T10:30:00.000Z",
+	}}).Result()
+	if err != nil {
+		t.Fatalf("seed dead letter: %v", err)
+	}
+	if err := c.SAdd(ctx, "hyvve:tenants", tenant).Err(); err != nil {
+		t.Fatalf("register tenant: %v", err)
+	}
+	return id
+}
+
+// itemIDs returns "<tenantId>/<id>" of every item of a list answer.
+func itemIDs(t testing.TB, a answer) []string {
+	t.Helper()
+	items, ok := a.Body["items"].([]any)
+	if !ok {
+		t.Fatalf("list answer has no items array: %s", a.Raw)
+	}
+	out := make([]string, len(items))
+	for i, it := range items {
+		m := it.(map[string]any)
+		out[i] = fmt.Sprintf("%v/%v", m["tenantId"], m["id"])
+	}
+	return out
+}
+
+// groupCaughtUp reports whether group has read up to streamID on stream and
+// holds nothing pending: every entry up to it was pushed and acked, or acked
+// without a push.
+func groupCaughtUp(t testing.TB, c *redis.Client, stream, group, streamID string) bool {
+	t.Helper()
+	groups, err := c.XInfoGroups(context.Background(), stream).Result()
+	if err != nil {
+		return false
+	}
+	for _, g := range groups {
+		if g.Name == group {
+			return g.LastDeliveredID == streamID && g.Pending == 0
+		}
+	}
+	return false
+}
+
+func TestAdmin_API_needs_the_admin_token_not_the_API_token(t *testing.T) {
+	rdb := redistest.Start(t)
+	sc := startSidecar(t, rdb, nil, "--admin-token", adminToken, "--api-token", "api-5d1e-secret")
+	endpoints := []struct{ method, path string }{
+		{"GET", "/v1/admin/dlq"},
+		{"GET", "/v1/admin/dlq/acme/1-0"},
+		{"POST", "/v1/admin/dlq/acme/1-0/retry"},
+		{"DELETE", "/v1/admin/dlq/acme/1-0"},
+		{"GET", "/v1/admin/nothing"},
+	}
+	for _, e := range endpoints {
+		for _, token := range []string{"", "wrong", "api-5d1e-secret", adminToken + "x"} {
+			t.Run(fmt.Sprintf("%s %s with %q", e.method, e.path, token), func(t *testing.T) {
+				a := admin(t, sc, e.method, e.path, token)
+				if a.Status != 401 || a.errField("code") != "unauthorized" {
+					t.Errorf("got %d %s, want 401 unauthorized", a.Status, a.Raw)
+				}
+			})
+		}
+		t.Run(e.method+" "+e.path+" with the admin token", func(t *testing.T) {
+			a := admin(t, sc, e.method, e.path, adminToken)
+			if a.Status == 401 {
+				t.Errorf("got 401 %s, want the admin token accepted", a.Raw)
+			}
+		})
+	}
+	if a := admin(t, sc, "GET", "/v1/admin/dlq", adminToken); a.Status != 200 {
+		t.Errorf("list with the admin token: got %d %s, want 200", a.Status, a.Raw)
+	}
+	if a := admin(t, sc, "GET", "/v1/admin/dlq/acme/1-0", adminToken); a.Status != 404 || a.errField("code") != "not_found" {
+		t.Errorf("absent dead letter: got %d %s, want 404 not_found", a.Status, a.Raw)
+	}
+	// The admin token is not an API token.
+	a := do(t, sc.Client(), "POST", sc.URL()+"/v1/events", eventBody("a.b", "acme"), map[string]string{"Authorization": "Bearer " + adminToken})
+	if a.Status != 401 {
+		t.Errorf("publish with the admin token: got %d, want 401", a.Status)
+	}
+	if strings.Contains(sc.Logs(), adminToken) {
+		t.Errorf("the admin token appears in the logs")
+	}
+
+	t.Run("from HYVVE_ADMIN_TOKEN", func(t *testing.T) {
+		env := sidecartest.Start(t, sidecartest.Options{
+			Args: []string{"--redis-url", rdb.URL(), "--tenant", "acme"},
+			Env:  []string{"HYVVE_ADMIN_TOKEN=env-0b2a-secret"},
+		})
+		if a := admin(t, env, "GET", "/v1/admin/dlq", "env-0b2a-secret"); a.Status != 200 {
+			t.Errorf("with the env token: got %d %s, want 200", a.Status, a.Raw)
+		}
+		if a := admin(t, env, "GET", "/v1/admin/dlq", adminToken); a.Status != 401 {
+			t.Errorf("with another token: got %d, want 401", a.Status)
+		}
+		if logs := env.Logs(); strings.Contains(logs, "env-0b2a-secret") || strings.Contains(logs, "/admin/?token=") {
+			t.Errorf("a configured admin token is logged:\n%s", logs)
+		}
+	})
+}
+
+func TestAdmin_generated_token_is_logged_once_with_the_dashboard_URL_and_works(t *testing.T) {
+	rdb := redistest.Start(t)
+	sc := startSidecar(t, rdb, nil)
+	m := regexp.MustCompile(`"dashboard_url":"([^"]*/admin/\?token=([^"]*))"`).FindAllStringSubmatch(sc.Logs(), -1)
+	if len(m) != 1 {
+		t.Fatalf("dashboard URL lines: got %d, want 1; logs:\n%s", len(m), sc.Logs())
+	}
+	dashURL, token := m[0][1], m[0][2]
+	if want := sc.URL() + "/admin/?token=" + token; dashURL != want {
+		t.Errorf("dashboard URL: got %s, want %s", dashURL, want)
+	}
+	if !regexp.MustCompile(`^[A-Za-z0-9_-]{43}$`).MatchString(token) {
+		t.Errorf("token %q: want 32 random bytes in base64url (43 characters)", token)
+	}
+	if a := admin(t, sc, "GET", "/v1/admin/dlq", token); a.Status != 200 {
+		t.Errorf("list with the generated token: got %d %s, want 200", a.Status, a.Raw)
+	}
+	if a := admin(t, sc, "GET", "/v1/admin/dlq", ""); a.Status != 401 {
+		t.Errorf("list without a token: got %d, want 401", a.Status)
+	}
+	if n := strings.Count(sc.Logs(), token); n != 1 {
+		t.Errorf("the token appears %d times in the logs, want once", n)
+	}
+	// Every start has its own token.
+	other := startSidecar(t, rdb, nil)
+	if strings.Contains(other.Logs(), token) {
+		t.Errorf("a second sidecar logged the first one's token")
+	}
+	if a := admin(t, other, "GET", "/v1/admin/dlq", token); a.Status != 401 {
+		t.Errorf("the first sidecar's token on the second: got %d, want 401", a.Status)
+	}
+}
+
+func TestAdmin_DLQ_lists_filters_pages_gets_and_deletes(t *testing.T) {
+	rdb := redistest.Start(t)
+	c := rdb.Client(t)
+	sc := startSidecar(t, rdb, nil, "--admin-token", adminToken)
+	var acme, acmeApproval, beta []string // newest first
+	for i := range 5 {
+		typ := "approval.requested"
+		if i%2 == 1 {
+			typ = "user.joined"
+		}
+		id := "acme/" + seedDeadLetter(t, c, "acme", fmt.Sprintf("ev-acme-%d", i), typ, "billing")
+		acme = append([]string{id}, acme...)
+		if typ == "approval.requested" {
+			acmeApproval = append([]string{id}, acmeApproval...)
+		}
+	}
+	for i := range 2 {
+		beta = append([]string{"beta/" + seedDeadLetter(t, c, "beta", fmt.Sprintf("ev-beta-%d", i), "crm.deal.won", "audit")}, beta...)
+	}
+
+	list := func(t *testing.T, query string) answer {
+		t.Helper()
+		a := admin(t, sc, "GET", "/v1/admin/dlq"+query, adminToken)
+		if a.Status != 200 {
+			t.Fatalf("GET /v1/admin/dlq%s: got %d %s, want 200", query, a.Status, a.Raw)
+		}
+		return a
+	}
+	for _, tt := range []struct {
+		query string
+		want  []string
+	}{
+		{"?tenantId=acme", acme},
+		{"?tenantId=acme&type=approval.*", acmeApproval},
+		{"", slices.Concat(acme, beta)},
+		{"?type=crm.**", beta},
+		{"?tenantId=beta&type=approval.*", []string{}},
+	} {
+		t.Run("list "+tt.query, func(t *testing.T) {
+			a := list(t, tt.query)
+			if got := itemIDs(t, a); !slices.Equal(got, tt.want) {
+				t.Errorf("got %v, want %v", got, tt.want)
+			}
+			if a.Body["nextCursor"] != "" {
+				t.Errorf("nextCursor: got %v, want empty on the only page", a.Body["nextCursor"])
+			}
+		})
+	}
+
+	t.Run("pages with the cursor", func(t *testing.T) {
+		var got []string
+		var sizes []int
+		query := "?tenantId=acme&limit=2"
+		for page := 0; ; page++ {
+			if page > 10 {
+				t.Fatalf("more than 10 pages")
+			}
+			a := list(t, query)
+			ids := itemIDs(t, a)
+			got = append(got, ids...)
+			sizes = append(sizes, len(ids))
+			next, _ := a.Body["nextCursor"].(string)
+			if next == "" {
+				break
+			}
+			query = "?tenantId=acme&limit=2&cursor=" + url.QueryEscape(next)
+		}
+		if !slices.Equal(got, acme) || !slices.Equal(sizes, []int{2, 2, 1}) {
+			t.Errorf("got %v in pages of %v, want %v in pages of [2 2 1]", got, sizes, acme)
+		}
+	})
+
+	t.Run("get one", func(t *testing.T) {
+		id := strings.TrimPrefix(acme[0], "acme/") // ev-acme-4, approval.requested
+		a := admin(t, sc, "GET", "/v1/admin/dlq/acme/"+id, adminToken)
+		if a.Status != 200 {
+			t.Fatalf("got %d %s, want 200", a.Status, a.Raw)
+		}
+		ev, _ := a.Body["event"].(map[string]any)
+		data, _ := ev["data"].(map[string]any)
+		got := fmt.Sprint(a.Body["tenantId"], " ", a.Body["id"], " ", ev["id"], " ", ev["type"], " ", ev["correlationId"], " ",
+			data["eventId"], " ", a.Body["originalStreamId"], " ", a.Body["group"], " ", a.Body["attempts"], " ",
+			a.Body["lastError"], " ", a.Body["failedAt"])
+		want := "acme " + id + " ev-acme-4 approval.requested corr-ev-acme-4 ev-acme-4 1764000000000-0 billing 4 " +
+			"app answered 503 2026-11-26T10:30:00.000Z"
+		if got != want {
+			t.Errorf("got %s\nwant %s", got, want)
+		}
+	})
+
+	t.Run("delete one", func(t *testing.T) {
+		id := strings.TrimPrefix(acme[1], "acme/")
+		if a := admin(t, sc, "DELETE", "/v1/admin/dlq/acme/"+id, adminToken); a.Status != 204 || a.Raw != "" {
+			t.Fatalf("delete: got %d %q, want 204 and no body", a.Status, a.Raw)
+		}
+		if a := admin(t, sc, "GET", "/v1/admin/dlq/acme/"+id, adminToken); a.Status != 404 || a.errField("code") != "not_found" {
+			t.Errorf("get after delete: got %d %s, want 404 not_found", a.Status, a.Raw)
+		}
+		if a := admin(t, sc, "DELETE", "/v1/admin/dlq/acme/"+id, adminToken); a.Status != 404 {
+			t.Errorf("second delete: got %d %s, want 404", a.Status, a.Raw)
+		}
+		want := slices.Delete(slices.Clone(acme), 1, 2)
+		if got := itemIDs(t, list(t, "?tenantId=acme")); !slices.Equal(got, want) {
+			t.Errorf("list after delete: got %v, want %v", got, want)
+		}
+	})
+
+	for _, tt := range []struct{ path, field string }{
+		{"/v1/admin/dlq?limit=0", "limit"},
+		{"/v1/admin/dlq?limit=501", "limit"},
+		{"/v1/admin/dlq?type=Approval.*", "type"},
+		{"/v1/admin/dlq?cursor=not-a-cursor", "cursor"},
+		{"/v1/admin/dlq?tenantId=a%7Db", "tenantId"},
+		{"/v1/admin/dlq?tenant=acme", "tenant"},
+		{"/v1/admin/dlq/acme/latest", "entryId"},
+	} {
+		t.Run("bad request "+tt.path, func(t *testing.T) {
+			a := admin(t, sc, "GET", tt.path, adminToken)
+			if a.Status != 400 || a.errField("field") != tt.field {
+				t.Errorf("got %d %s, want 400 naming %s", a.Status, a.Raw, tt.field)
+			}
+		})
+	}
+	if a := admin(t, sc, "GET", "/v1/admin/dlq/acme", adminToken); a.Status != 404 {
+		t.Errorf("unknown admin path: got %d, want 404", a.Status)
+	}
+}
+
+func TestAdmin_DLQ_retry_delivers_to_the_failed_group_only(t *testing.T) {
+	rdb := redistest.Start(t)
+	c := rdb.Client(t)
+	billing := apptest.New(t, apptest.WithSubscriptions(apptest.Sub{Pattern: "**", Path: "/e"}))
+	audit := apptest.New(t, apptest.WithSubscriptions(apptest.Sub{Pattern: "**", Path: "/e"}))
+	bsc := startSidecar(t, rdb, billing, "--group", "billing", "--admin-token", adminToken)
+	asc := startSidecar(t, rdb, audit, "--group", "audit", "--admin-token", adminToken)
+	id := seedDeadLetter(t, c, "acme", "ev-retry-1", "approval.requested", "billing")
+
+	a := admin(t, asc, "POST", "/v1/admin/dlq/acme/"+id+"/retry", adminToken) // any sidecar can retry
+	if a.Status != 202 {
+		t.Fatalf("retry: got %d %s, want 202", a.Status, a.Raw)
+	}
+	streamID, _ := a.Body["streamId"].(string)
+	if a.Body["id"] != "ev-retry-1" || a.Body["tenantId"] != "acme" || a.Body["correlationId"] != "corr-ev-retry-1" ||
+		a.Body["stream"] != "hyvve:events:{acme}" || streamID == "" {
+		t.Errorf("retry answer: got %s, want the new entry of ev-retry-1", a.Raw)
+	}
+	billing.WaitFor(t, 5*time.Second, "the retried event", func(ps []apptest.Push) bool { return len(ps) == 1 && !ps[0].Pending })
+	p := billing.Received()[0]
+	if p.EventID != "ev-retry-1" || p.Header.Get("X-Correlation-Id") != "corr-ev-retry-1" ||
+		!strings.Contains(string(p.Body), `"data":{"eventId":"ev-retry-1"}`) ||
+		p.Header.Get("Traceparent") != "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01" {
+		t.Errorf("billing got event %s, correlation %s, traceparent %s, body %s; want the original event",
+			p.EventID, p.Header.Get("X-Correlation-Id"), p.Header.Get("Traceparent"), p.Body)
+	}
+	eventually(t, 5*time.Second, "the audit group to read past the retried entry", func() bool {
+		return groupCaughtUp(t, c, "hyvve:events:{acme}", "audit", streamID)
+	})
+	if got := audit.Received(); len(got) != 0 {
+		t.Errorf("audit got %d pushes, want none:\n%s", len(got), apptest.Summary(got))
+	}
+	if n := xlen(t, c, "hyvve:dlq:{acme}"); n != 0 {
+		t.Errorf("DLQ length after the retry: got %d, want 0", n)
+	}
+	if a := admin(t, bsc, "GET", "/v1/admin/dlq/acme/"+id, adminToken); a.Status != 404 {
+		t.Errorf("get after retry: got %d, want 404", a.Status)
+	}
+	if a := admin(t, bsc, "POST", "/v1/admin/dlq/acme/"+id+"/retry", adminToken); a.Status != 404 {
+		t.Errorf("second retry: got %d, want 404", a.Status)
+	}
+	// The audit sidecar does read acme's stream: a new event reaches it.
+	ev := publish(t, bsc, eventBody("approval.granted", "acme"))
+	audit.WaitFor(t, 5*time.Second, "a live event", func(ps []apptest.Push) bool { return len(ps) == 1 })
+	if got := audit.Received()[0].EventID; got != ev.Body["id"] {
+		t.Errorf("audit got %s, want the live event %v", got, ev.Body["id"])
+	}
+}
+
+func TestAdmin_DLQ_concurrent_retries_of_one_entry_deliver_it_once(t *testing.T) {
+	rdb := redistest.Start(t)
+	c := rdb.Client(t)
+	billing := apptest.New(t, apptest.WithSubscriptions(apptest.Sub{Pattern: "**", Path: "/e"}))
+	sc := startSidecar(t, rdb, billing, "--group", "billing", "--admin-token", adminToken)
+	id := seedDeadLetter(t, c, "acme", "ev-retry-2", "approval.requested", "billing")
+
+	const n = 10
+	statuses := make([]int, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range n {
+		wg.Go(func() {
+			req, _ := http.NewRequest("POST", sc.URL()+"/v1/admin/dlq/acme/"+id+"/retry", nil)
+			req.Header.Set("Authorization", "Bearer "+adminToken)
+			<-start
+			resp, err := sc.Client().Do(req)
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			resp.Body.Close()
+			statuses[i] = resp.StatusCode
+		})
+	}
+	close(start)
+	wg.Wait()
+	count := map[int]int{}
+	for i := range n {
+		if errs[i] != nil {
+			t.Fatalf("retry %d: %v", i, errs[i])
+		}
+		count[statuses[i]]++
+	}
+	if count[202] != 1 || count[404] != n-1 {
+		t.Errorf("statuses: got %v, want one 202 and %d 404", count, n-1)
+	}
+	billing.WaitFor(t, 5*time.Second, "the retried event", func(ps []apptest.Push) bool { return len(ps) >= 1 })
+	entries, err := c.XRange(t.Context(), "hyvve:events:{acme}", "-", "+").Result()
+	if err != nil || len(entries) != 1 {
+		t.Fatalf("stream entries: got %d (%v), want 1", len(entries), err)
+	}
+	eventually(t, 5*time.Second, "billing to ack the entry", func() bool {
+		return groupCaughtUp(t, c, "hyvve:events:{acme}", "billing", entries[0].ID)
+	})
+	if got := countIDs(billing.Received()); len(got) != 1 || got["ev-retry-2"] != 1 {
+		t.Errorf("pushes per event: got %v, want ev-retry-2 once", got)
+	}
+}
+
+func TestAdmin_DLQ_retry_of_a_dead_letter_the_sidecar_wrote(t *testing.T) {
+	rdb := redistest.Start(t)
+	c := rdb.Client(t)
+	app := apptest.New(t, apptest.WithSubscriptions(apptest.Sub{Pattern: "**", Path: "/e"}))
+	var fixed atomic.Bool
+	app.SetHandler(func(w http.ResponseWriter, r *http.Request) {
+		if !fixed.Load() {
+			w.WriteHeader(422)
+			fmt.Fprint(w, "approvalId unknown")
+		}
+	})
+	sc := startSidecar(t, rdb, app, "--group", "billing", "--admin-token", adminToken)
+	pub := publish(t, sc, eventBody("approval.granted", "acme", "data", `{"approvalId":"a-1"}`))
+	eventually(t, 5*time.Second, "a dead letter", func() bool { return xlen(t, c, "hyvve:dlq:{acme}") == 1 })
+
+	a := admin(t, sc, "GET", "/v1/admin/dlq?tenantId=acme", adminToken)
+	items, _ := a.Body["items"].([]any)
+	if a.Status != 200 || len(items) != 1 {
+		t.Fatalf("list: got %d %s, want one dead letter", a.Status, a.Raw)
+	}
+	dl := items[0].(map[string]any)
+	ev, _ := dl["event"].(map[string]any)
+	lastError, _ := dl["lastError"].(string)
+	if ev["id"] != pub.Body["id"] || dl["group"] != "billing" || dl["originalStreamId"] != pub.Body["streamId"] ||
+		!strings.Contains(lastError, "422") {
+		t.Errorf("dead letter: got %s, want event %v of group billing from %v, failed with 422", a.Raw, pub.Body["id"], pub.Body["streamId"])
+	}
+
+	fixed.Store(true)
+	if r := admin(t, sc, "POST", fmt.Sprintf("/v1/admin/dlq/acme/%v/retry", dl["id"]), adminToken); r.Status != 202 {
+		t.Fatalf("retry: got %d %s, want 202", r.Status, r.Raw)
+	}
+	app.WaitFor(t, 5*time.Second, "the retried push answered 200", func(ps []apptest.Push) bool {
+		return len(ps) == 2 && ps[1].Status == 200
+	})
+	if got := ids(app.Received()); got[0] != pub.Body["id"] || got[1] != pub.Body["id"] {
+		t.Errorf("pushed event ids: got %v, want %v twice", got, pub.Body["id"])
+	}
+	eventually(t, 3*time.Second, "the DLQ to be empty", func() bool { return xlen(t, c, "hyvve:dlq:{acme}") == 0 })
+}
