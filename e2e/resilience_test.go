@@ -16,7 +16,7 @@ func TestBackpressure_a_slow_app_does_not_grow_the_sidecars_memory(t *testing.T)
 	app := apptest.New(t, apptest.WithSubscriptions(apptest.Sub{Pattern: "**", Path: "/slow"}))
 	app.SetHandler(func(w http.ResponseWriter, r *http.Request) { <-r.Context().Done() }) // never answers
 	const concurrency = 16
-	sub := startSidecar(t, rdb, app, "--app-timeout", "5m", "--app-concurrency", fmt.Sprint(concurrency), "--shutdown-timeout", "1s")
+	sub := startSidecar(t, rdb, app, "--app-timeout", "5m", "--retry-schedule", "10m", "--app-concurrency", fmt.Sprint(concurrency), "--shutdown-timeout", "1s")
 	pub := startSidecar(t, rdb, nil)
 
 	// 10,000 events of 4 KiB: 40 MiB if the sidecar held them all.
