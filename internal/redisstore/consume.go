@@ -56,7 +56,7 @@ func newConsumer(s *Store) *consumer {
 // whatever the number of tenants.
 func (c *consumer) discoveryLoop(ctx context.Context) {
 	var lastCount int64 = -1
-	var lastFull time.Time
+	var lastFull, lastCleanup time.Time
 	var failures int
 	t := time.NewTicker(c.s.opts.DiscoveryInterval)
 	defer t.Stop()
@@ -73,6 +73,12 @@ func (c *consumer) discoveryLoop(ctx context.Context) {
 				c.s.log.Info("tenant discovery recovered", "group", c.s.opts.Group)
 			}
 			failures = 0
+			if time.Since(lastCleanup) >= cleanupInterval(c.s.opts.ConsumerExpiry) {
+				lastCleanup = time.Now()
+				if err := c.removeDeadConsumers(ctx); err != nil && ctx.Err() == nil {
+					c.s.log.Warn("removing dead consumers failed", "group", c.s.opts.Group, "error", err)
+				}
+			}
 		}
 		select {
 		case <-ctx.Done():
@@ -140,6 +146,46 @@ func (c *consumer) discover(ctx context.Context, lastCount *int64, lastFull *tim
 		c.s.log.Info("tenant streams added", "group", c.s.opts.Group, "added", len(added), "streams", total)
 	}
 	*lastCount, *lastFull = n, time.Now()
+	return nil
+}
+
+// cleanupInterval is how often dead consumers are looked for: a tenth of the
+// expiry, at most every 10 minutes.
+func cleanupInterval(expiry time.Duration) time.Duration { return min(expiry/10, 10*time.Minute) }
+
+// removeDeadConsumers deletes consumers of the group that have nothing pending
+// and have been silent for ConsumerExpiry, on every known stream. A live
+// sidecar reads every few hundred milliseconds, so a consumer silent for that
+// long belongs to a process that is gone; one with entries pending is kept
+// whatever its age, because deleting it would drop its pending entries (the
+// reclaim moves them to live consumers first).
+func (c *consumer) removeDeadConsumers(ctx context.Context) error {
+	c.mu.Lock()
+	streams := slices.Clone(c.streams)
+	c.mu.Unlock()
+	rdb, group := c.s.rdb, c.s.opts.Group
+	removed := 0
+	for _, st := range streams {
+		consumers, err := rdb.XInfoConsumers(ctx, st, group).Result()
+		if err != nil {
+			if isNoGroup(err) {
+				continue
+			}
+			return fmt.Errorf("xinfo consumers %s: %w", st, classify(err))
+		}
+		for _, cs := range consumers {
+			if cs.Name == c.s.opts.Consumer || cs.Pending != 0 || cs.Idle < c.s.opts.ConsumerExpiry {
+				continue
+			}
+			if err := rdb.XGroupDelConsumer(ctx, st, group, cs.Name).Err(); err != nil {
+				return fmt.Errorf("xgroup delconsumer %s %s %s: %w", st, group, cs.Name, classify(err))
+			}
+			removed++
+		}
+	}
+	if removed > 0 {
+		c.s.log.Info("removed dead consumers", "group", group, "removed", removed)
+	}
 	return nil
 }
 

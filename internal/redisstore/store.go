@@ -55,6 +55,12 @@ type Options struct {
 	DiscoveryInterval time.Duration
 	Block             time.Duration
 
+	// ConsumerExpiry is how long a consumer of the group may stay silent with
+	// nothing pending before it is deleted from the group (default 24 h). A
+	// restarted sidecar is a new consumer; without this, every restart would
+	// leave one consumer behind on every tenant stream.
+	ConsumerExpiry time.Duration
+
 	Logger *slog.Logger
 }
 
@@ -145,6 +151,9 @@ func New(o Options) (*Store, error) {
 	}
 	if o.Block <= 0 {
 		o.Block = 250 * time.Millisecond
+	}
+	if o.ConsumerExpiry <= 0 {
+		o.ConsumerExpiry = 24 * time.Hour
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
