@@ -40,9 +40,15 @@ type consumer struct {
 	// asked for (XREADGROUP's COUNT is per stream).
 	buf []*relay.Message
 	// lastScan is when the pending lists were last scanned for retries;
-	// cursor is where each stream's next XPENDING page starts.
+	// cursor is where each stream's next XPENDING page starts. moreDue says
+	// the last scan filled the whole request, so more retries may be due:
+	// the next calls alternate between a non-blocking read of new entries and
+	// another scan, draining a retry backlog (after an app outage) at the
+	// app's pace without starving new events.
 	lastScan time.Time
 	cursor   map[string]string
+	moreDue  bool
+	readNext bool
 }
 
 func newConsumer(s *Store) *consumer {
@@ -244,14 +250,20 @@ func (s *Store) Fetch(ctx context.Context, limit int) ([]*relay.Message, error) 
 	streams, changed := c.streams, c.changed
 	c.mu.Unlock()
 	interval := scanInterval(s.opts.Retry.Shortest())
-	if len(streams) > 0 && time.Since(c.lastScan) >= interval {
+	if len(streams) > 0 && !c.readNext && (c.moreDue || time.Since(c.lastScan) >= interval) {
 		c.lastScan = time.Now()
 		msgs, err := s.reclaim(ctx, streams, limit)
+		c.moreDue = err == nil && len(msgs) == limit
+		c.readNext = c.moreDue
 		if err != nil || len(msgs) > 0 {
 			return msgs, err
 		}
 	}
+	c.readNext = false
 	block := min(s.opts.Block, interval)
+	if c.moreDue {
+		block = -1 // no BLOCK: go back to the retry backlog at once
+	}
 	if len(streams) == 0 {
 		t := time.NewTimer(block)
 		defer t.Stop()

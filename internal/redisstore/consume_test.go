@@ -72,3 +72,58 @@ func TestConsumers_silent_with_nothing_pending_are_removed_and_others_kept(t *te
 		t.Errorf("pending entries: got %d, want 1", pe.Count)
 	}
 }
+
+func TestFetch_drains_a_backlog_of_due_retries_without_waiting_a_scan_interval_per_page(t *testing.T) {
+	srv := redistest.Start(t)
+	c := srv.Client(t)
+	ctx := context.Background()
+	pol, _ := retry.NewPolicy([]time.Duration{time.Minute}) // scan interval 15 s
+	s, err := New(Options{URL: srv.URL(), Retention: time.Hour, DLQRetention: time.Hour, Group: "g", Consumer: "live",
+		Retry: pol, DiscoveryInterval: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	stream := "hyvve:events:{acme}"
+	c.SAdd(ctx, "hyvve:tenants", "acme")
+	if err := c.XGroupCreateMkStream(ctx, stream, "g", "0").Err(); err != nil {
+		t.Fatal(err)
+	}
+	const n = 100
+	for i := range n {
+		c.XAdd(ctx, &redis.XAddArgs{Stream: stream, Values: []any{"id", "e" + string(rune('a'+i%26)) + time.Now().String(), "type", "a.b", "tenantId", "acme"}})
+	}
+	// A dead consumer read them all long ago (idle set to 2 minutes).
+	msgs, err := c.XReadGroup(ctx, &redis.XReadGroupArgs{Group: "g", Consumer: "dead", Streams: []string{stream, ">"}, Count: n}).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range msgs[0].Messages {
+		if err := c.Do(ctx, "XCLAIM", stream, "g", "dead", 0, m.ID, "IDLE", 120000, "JUSTID").Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	rctx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { s.Run(rctx); close(done) }()
+	t.Cleanup(func() { stop(); <-done })
+
+	got := map[string]bool{}
+	deadline := time.Now().Add(5 * time.Second)
+	for len(got) < n && time.Now().Before(deadline) {
+		ms, err := s.Fetch(ctx, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range ms {
+			if m.Attempt != 2 {
+				t.Errorf("reclaimed entry %s: attempt %d, want 2", m.StreamID, m.Attempt)
+			}
+			got[m.StreamID] = true
+		}
+	}
+	if len(got) != n {
+		t.Errorf("reclaimed within 5 s: got %d of %d (a backlog must not wait a scan interval per page)", len(got), n)
+	}
+}

@@ -46,11 +46,13 @@ func (s *Store) reclaim(ctx context.Context, streams []string, limit int) ([]*re
 	pol := s.opts.Retry
 	pipe := s.rdb.Pipeline()
 	cmds := make([]*redis.XPendingExtCmd, len(streams))
+	starts := make(map[string]string, len(streams))
 	for i, st := range streams {
 		start := c.cursor[st]
 		if start == "" {
 			start = "-"
 		}
+		starts[st] = start
 		cmds[i] = pipe.XPendingExt(ctx, &redis.XPendingExtArgs{
 			Stream: st, Group: s.opts.Group, Idle: pol.Shortest(), Start: start, End: "+", Count: pendingPage,
 		})
@@ -105,6 +107,15 @@ func (s *Store) reclaim(ctx context.Context, streams []string, limit int) ([]*re
 		lastErr[d.id] = msg
 		kept = append(kept, d)
 		if len(kept) == limit {
+			// Due entries past this one were not taken: the next scan must
+			// start right after it, and streams not reached yet where they
+			// started this time.
+			c.cursor[d.stream] = "(" + d.id
+			for _, rest := range due[i+1:] {
+				if rest.stream != d.stream {
+					restoreCursor(c.cursor, rest.stream, starts[rest.stream])
+				}
+			}
 			break
 		}
 	}
@@ -159,6 +170,14 @@ func (s *Store) Retry(ctx context.Context, m *relay.Message, notBefore time.Time
 		return fmt.Errorf("record failed attempt %s %s: %w", m.Stream, m.StreamID, classify(err))
 	}
 	return nil
+}
+
+func restoreCursor(cursor map[string]string, stream, start string) {
+	if start == "-" {
+		delete(cursor, stream)
+	} else {
+		cursor[stream] = start
+	}
 }
 
 func parseRetryState(v string) (time.Time, string) {
