@@ -43,6 +43,8 @@ type Config struct {
 	Retention       time.Duration
 	DLQRetention    time.Duration
 	MaxEventBytes   int
+	StrictTypes     bool
+	PushFormat      string // "native" or "cloudevents"
 	APIToken        string
 	AdminToken      string
 	ConfigFile      string

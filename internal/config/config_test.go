@@ -57,6 +57,7 @@ func TestLoad_without_settings_gives_the_documented_defaults(t *testing.T) {
 		Retention:       720 * time.Hour,
 		DLQRetention:    720 * time.Hour,
 		MaxEventBytes:   1 << 20,
+		PushFormat:      "native",
 		LogLevel:        slog.LevelInfo,
 		ShutdownTimeout: 30 * time.Second,
 	}
@@ -98,6 +99,8 @@ var everySetting = []struct {
 	{"retention", "48h", "Retention", 48 * time.Hour, nil},
 	{"dlq-retention", "1h", "DLQRetention", time.Hour, nil},
 	{"max-event-bytes", "512KiB", "MaxEventBytes", 512 << 10, nil},
+	{"strict-types", "true", "StrictTypes", true, nil},
+	{"push-format", "cloudevents", "PushFormat", "cloudevents", nil},
 	{"api-token", "s3cret-api", "APIToken", "s3cret-api", nil},
 	{"admin-token", "s3cret-admin", "AdminToken", "s3cret-admin", nil},
 	{"log-level", "DEBUG", "LogLevel", slog.LevelDebug, nil},
@@ -222,6 +225,7 @@ func TestLoad_rejects_bad_settings_with_one_line_naming_the_flag(t *testing.T) {
 		{"retry too long", []string{"--retry-schedule=" + strings.Repeat("1s,", 20) + "1s"}, nil,
 			`--retry-schedule: must have 1 to 20 durations, got 21`},
 		{"retry zero", []string{"--retry-schedule=0s,1m"}, nil, `--retry-schedule: every wait must be more than 0, got 0s`},
+		{"push format", []string{"--push-format=xml"}, nil, `--push-format: must be native or cloudevents, got "xml"`},
 		{"retry decreasing", []string{"--retry-schedule=5m,1m"}, nil,
 			`--retry-schedule: must not decrease, but 1m0s follows 5m0s`},
 		{"app timeout not shorter than the first step", []string{"--retry-schedule=200ms,400ms", "--app-timeout=200ms"}, nil,
@@ -604,8 +608,10 @@ func TestLoad_errors_never_show_secrets(t *testing.T) {
 	}
 }
 
-// specFlags are the flags SPEC §9 names.
+// specFlags are the flags SPEC §9 names, plus those later issues added
+// (strict-types and push-format: issue 5).
 var specFlags = []string{
+	"strict-types", "push-format",
 	"listen", "socket", "redis-url", "redis-pool-size", "redis-cluster", "data-dir", "app-url", "app-token",
 	"app-timeout", "app-concurrency", "group", "source", "tenant", "tenants", "key-prefix", "retry-schedule",
 	"retention", "dlq-retention", "max-event-bytes", "api-token", "admin-token", "config", "log-level",

@@ -152,6 +152,21 @@ func allSettings() []setting {
 			},
 			show: func(c *Config) any { return c.MaxEventBytes },
 		},
+		{
+			name: "strict-types", kind: kindBool, def: "false",
+			help: "Refuse to publish event types that have no JSON Schema (422 unknown_type); " +
+				"core platform events are validated against their schema either way.",
+			parse: func(c *Config, s string) error {
+				b, err := parseBool(s)
+				c.StrictTypes = b
+				return err
+			},
+			show: func(c *Config) any { return c.StrictTypes },
+		},
+		stringSetting("push-format", "FORMAT", "native",
+			"Body of pushes to the app: native (the event JSON) or cloudevents (a structured CloudEvent 1.0, "+
+				"Content-Type application/cloudevents+json).",
+			func(c *Config) *string { return &c.PushFormat }),
 		secretSetting("api-token",
 			"When set, every /v1/ call needs the header Authorization: Bearer TOKEN.",
 			func(c *Config) *string { return &c.APIToken }),

@@ -43,6 +43,7 @@ func (c *Config) Validate() error {
 		c.checkListen,
 		c.checkRedis,
 		c.checkApp,
+		c.checkPushFormat,
 		c.checkIdentity,
 		c.checkTenants,
 		c.checkRetention,
@@ -79,6 +80,13 @@ func (c *Config) checkRedis() error {
 	}
 	if c.DataDir == "" {
 		return errors.New("--data-dir: must not be empty")
+	}
+	return nil
+}
+
+func (c *Config) checkPushFormat() error {
+	if c.PushFormat != "native" && c.PushFormat != "cloudevents" {
+		return fmt.Errorf("--push-format: must be native or cloudevents, got %q", c.PushFormat)
 	}
 	return nil
 }
