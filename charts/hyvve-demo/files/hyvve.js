@@ -1,0 +1,1 @@
+../../../examples/node/hyvve.js
