@@ -28,3 +28,15 @@ run:
 
 clean:
 	rm -rf bin .hyvve-dev
+
+## bench: the benchmark harness of issue 10 (real sidecar, Redis, no-op and go-redis baselines; a few
+## minutes): JSON report on stdout, plot to docs/performance.png. Needs redis-server on PATH.
+bench:
+	@$(GO) run ./cmd/sidecar-bench -go "$(GO)" -plot docs/performance.png
+
+## bench-smoke: every measurement of `make bench` for ~300 ms (CI): exits 0 with valid JSON; no timing assertions.
+bench-smoke:
+	@mkdir -p bin
+	@$(GO) run ./cmd/sidecar-bench -go "$(GO)" -smoke -plot bin/bench-smoke.png
+
+.PHONY: bench bench-smoke

@@ -1,0 +1,114 @@
+package main
+
+import (
+	"io"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseFlags(t *testing.T) {
+	tests := []struct {
+		name    string
+		args    []string
+		wantErr string
+		check   func(*options) string
+	}{
+		{name: "defaults", check: func(o *options) string {
+			if o.duration != 5*time.Second || len(o.clients) != 3 || o.clients[1] != 32 || o.batchSize != 100 || o.eventBytes != 1024 {
+				return "want 5s, clients 1,32,256, batch 100, 1024 B"
+			}
+			return ""
+		}},
+		{name: "smoke shortens everything", args: []string{"-smoke", "-duration", "1m"}, check: func(o *options) string {
+			if o.duration != 300*time.Millisecond || o.starts != 2 {
+				return "want 300ms and 2 starts"
+			}
+			return ""
+		}},
+		{name: "bad client list", args: []string{"-clients", "1,x"}, wantErr: "-clients"},
+		{name: "zero clients", args: []string{"-clients", "0"}, wantErr: "-clients"},
+		{name: "batch over the sidecar's limit", args: []string{"-batch-size", "1001"}, wantErr: "-batch-size"},
+		{name: "stray argument", args: []string{"extra"}, wantErr: "unexpected"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o, err := parseFlags(tt.args, io.Discard)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("parseFlags(%q) error = %v, want one naming %s", tt.args, err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("parseFlags(%q): %v", tt.args, err)
+			}
+			if msg := tt.check(o); msg != "" {
+				t.Errorf("parseFlags(%q) = %+v: %s", tt.args, o, msg)
+			}
+		})
+	}
+}
+
+func TestTargets_are_judged_from_the_measurements(t *testing.T) {
+	pub := func(target string, clients int, evps, p50 float64) *loadResult {
+		return &loadResult{Target: target, Clients: clients, EventsPerSec: evps, LatencyMs: latencyMs{P50: p50}}
+	}
+	rep := &report{
+		Settings: settings{Clients: []int{1, 32}},
+		Publish: []*loadResult{
+			pub(tNoopTCP, 1, 20000, 0.040), pub(tSidecarTCP, 1, 5000, 0.120), pub(tSidecarUnix, 1, 5200, 0.110),
+			pub(tNoopTCP, 32, 30000, 0.8), pub(tSidecarTCP, 32, 27000, 1.0), pub(tSidecarUnix, 32, 26000, 1.1),
+			pub(tDirect, 32, 20000, 1.2),
+		},
+		E2E: []*e2eResult{
+			{Rate: 5000, Sent: 100, Received: 100, LatencyMs: latencyMs{P99: 3}},
+			{Rate: 20000, Sent: 100, Received: 90, Sidecar: usage{RSSMaxMB: 70}},
+		},
+		Idle:         map[string]usage{"sidecar": {RSSMaxMB: 14}, "sidecarWithApp": {RSSMaxMB: 15}},
+		StartToReady: startToReady{RunsMs: []float64{40, 50, 300}, MedianMs: 50, MaxMs: 300},
+	}
+	rep.Headline = headlineOf(rep)
+	if got, want := rep.Headline.SidecarVsNoopAt32, 0.9; got != want {
+		t.Errorf("sidecar/no-op at 32 = %v, want %v", got, want)
+	}
+	if got, want := rep.Headline.SidecarVsDirectAt32, 1.35; got != want {
+		t.Errorf("sidecar/direct at 32 = %v, want %v", got, want)
+	}
+	if got, want := rep.Headline.P50OverheadAt1Ms, 0.08; got != want {
+		t.Errorf("p50 overhead at 1 = %v, want %v", got, want)
+	}
+	want := map[string]bool{
+		"publish throughput at 32 clients ≥ 0.8× the no-op ceiling": true,
+		"p50 at 1 client within 0.1 ms of the no-op":                true,
+		"unix socket throughput ≥ TCP":                              false, // 0.96× at 32
+		"end-to-end p99 < 10 ms at 5k events/s":                     true,
+		"RSS < 20 MB idle":                                          true,
+		"RSS < 60 MB at 20k events/s":                               false,
+		"exec → ready < 200 ms":                                     true, // the median
+	}
+	ts := targetsOf(rep)
+	if len(ts) != len(want) {
+		t.Fatalf("got %d targets, want %d", len(ts), len(want))
+	}
+	for _, tc := range ts {
+		w, ok := want[tc.Target]
+		if !ok {
+			t.Errorf("unexpected target %q", tc.Target)
+			continue
+		}
+		if tc.Met != w {
+			t.Errorf("target %q (got %s): met = %v, want %v", tc.Target, tc.Got, tc.Met, w)
+		}
+	}
+}
+
+func TestTargets_without_measurements_are_not_met(t *testing.T) {
+	rep := &report{Settings: settings{Clients: []int{4}}, Idle: map[string]usage{}}
+	rep.Headline = headlineOf(rep)
+	for _, tc := range targetsOf(rep) {
+		if tc.Met || tc.Got != "not measured" {
+			t.Errorf("target %q: met %v, got %q; want not met, \"not measured\"", tc.Target, tc.Met, tc.Got)
+		}
+	}
+}
