@@ -37,7 +37,7 @@ const (
 )
 
 // handleAdmin serves /v1/admin/…: the admin token first, then the route. New
-// admin areas (replays, stats) are one more case of the switch.
+// admin areas (stats) are one more case of the switch.
 func (s *Server) handleAdmin(ctx *fasthttp.RequestCtx) {
 	if !s.adminAuthorized(ctx) {
 		return
@@ -47,6 +47,8 @@ func (s *Server) handleAdmin(ctx *fasthttp.RequestCtx) {
 	switch {
 	case area == "dlq" && s.o.DeadLetters != nil:
 		s.handleDLQ(ctx, rest)
+	case area == "replays" && s.o.Replays != nil:
+		s.handleReplays(ctx, rest)
 	default:
 		s.adminNotFound(ctx)
 	}
@@ -260,6 +262,8 @@ func adminError(err error) *apiError {
 		return &apiError{Status: fasthttp.StatusNotFound, Code: "not_found", Message: err.Error()}
 	case errors.Is(err, relay.ErrNotRetryable):
 		return &apiError{Status: fasthttp.StatusConflict, Code: "not_retryable", Message: err.Error()}
+	case errors.Is(err, relay.ErrTooManyReplays):
+		return &apiError{Status: fasthttp.StatusTooManyRequests, Code: "too_many_replays", Message: err.Error()}
 	}
 	return errorFor(err)
 }

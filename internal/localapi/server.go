@@ -1,7 +1,7 @@
 // Package localapi owns the HTTP API an app uses to talk to its sidecar
 // (SPEC §2): publishing events, health, readiness and metrics, and the admin
-// API behind its own token (SPEC §7: dead letters), served with fasthttp on a
-// TCP address and optionally a Unix socket.
+// API behind its own token (SPEC §7: dead letters, replays), served with
+// fasthttp on a TCP address and optionally a Unix socket.
 //
 // It knows nothing of the broker: it hands validated events to a Publisher
 // and maps the errors it gets back to statuses in one place (errorFor).
@@ -56,6 +56,8 @@ type Options struct {
 	AdminToken string
 	// DeadLetters serves /v1/admin/dlq; nil = those routes answer 404.
 	DeadLetters DeadLetters
+	// Replays serves /v1/admin/replays; nil = those routes answer 404.
+	Replays Replays
 
 	Metrics *metrics.Metrics
 	Logger  *slog.Logger
