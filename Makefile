@@ -40,3 +40,12 @@ bench-smoke:
 	@$(GO) run ./cmd/sidecar-bench -go "$(GO)" -smoke -plot bin/bench-smoke.png
 
 .PHONY: bench bench-smoke
+
+## test-tracing: the end-to-end tracing test (SPEC §8, docs/tracing.md) against a real Jaeger
+## all-in-one built from the tools/jaeger module into bin/jaeger (first build: several minutes).
+test-tracing:
+	@mkdir -p bin
+	cd tools/jaeger && $(GO) build -o $(CURDIR)/bin/jaeger github.com/jaegertracing/jaeger/cmd/jaeger
+	HYVVE_JAEGER_BIN=$(CURDIR)/bin/jaeger $(GO) test -race -count=1 -timeout 15m -tags tracing -v ./e2e/tracing/
+
+.PHONY: test-tracing

@@ -12,10 +12,15 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/hyvve/sidecar/internal/config"
 	"github.com/hyvve/sidecar/internal/daemon"
+	"github.com/hyvve/sidecar/internal/tracing"
 )
+
+// traceFlushTimeout bounds how long exit waits to send the spans still queued.
+const traceFlushTimeout = 5 * time.Second
 
 // version is set at build time with -ldflags "-X main.version=…".
 var version = "0.1.0-dev"
@@ -40,11 +45,32 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		fmt.Fprintf(stderr, "sidecar: %v\n", err)
 		return 2
 	}
+	tcfg, err := tracing.FromEnv(getenv)
+	if err != nil {
+		fmt.Fprintf(stderr, "sidecar: %v\n", err)
+		return 2
+	}
 	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
-	d, err := daemon.New(cfg, version, log)
+	tp, err := tracing.New(ctx, tcfg, version, log)
+	if err != nil {
+		fmt.Fprintf(stderr, "sidecar: %v\n", err)
+		return 2
+	}
+	// Spans still queued are sent on the way out, after the daemon stopped.
+	defer func() {
+		fctx, cancel := context.WithTimeout(context.Background(), traceFlushTimeout)
+		defer cancel()
+		if err := tp.Shutdown(fctx); err != nil {
+			log.Warn("tracing: spans lost at exit", "error", err)
+		}
+	}()
+	if tp.Enabled() {
+		log.Info("tracing on", "endpoint", tcfg.Endpoint, "service_name", tcfg.ServiceName, "sampler", tcfg.Sampler.Description())
+	}
+	d, err := daemon.New(cfg, version, log, daemon.WithTracer(tp.Tracer()))
 	if err != nil {
 		fmt.Fprintf(stderr, "sidecar: %v\n", err)
 		return 2

@@ -1,6 +1,7 @@
 // Package daemon wires one sidecar process together: the broker store, the
-// local API, and (when the sidecar has an app) the dispatcher that pushes
-// events to it. It owns their lifecycle and the shutdown order of SPEC §9.
+// local API, the replay jobs, and (when the sidecar has an app) the
+// dispatcher that pushes events to it. It owns their lifecycle and the
+// shutdown order of SPEC §9.
 package daemon
 
 import (
@@ -15,6 +16,8 @@ import (
 	"net/url"
 	"os"
 	"sync"
+
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/hyvve/sidecar/internal/appclient"
 	"github.com/hyvve/sidecar/internal/config"
@@ -31,14 +34,25 @@ type Daemon struct {
 	log     *slog.Logger
 	metrics *metrics.Metrics
 	store   *redisstore.Store
+	replays *redisstore.Replayer
 	api     *localapi.Server
 	app     *appclient.Client // nil for a publish-only sidecar
 	disp    *relay.Dispatcher // nil for a publish-only sidecar
+	tracer  trace.Tracer      // nil: tracing off
 }
+
+// Option changes how New builds a Daemon.
+type Option func(*Daemon)
+
+// WithTracer makes the sidecar trace (SPEC §8): a PRODUCER span per
+// published event and a CONSUMER span per delivery attempt. The caller owns
+// the tracer's provider and shuts it down (flushing spans) after Run
+// returns. A nil tracer keeps tracing off.
+func WithTracer(t trace.Tracer) Option { return func(d *Daemon) { d.tracer = t } }
 
 // New builds every part and binds the listeners; it connects to nothing yet,
 // so a broker or app that is down makes the sidecar not ready, not fail.
-func New(cfg *config.Config, version string, log *slog.Logger) (*Daemon, error) {
+func New(cfg *config.Config, version string, log *slog.Logger, opts ...Option) (*Daemon, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -49,12 +63,18 @@ func New(cfg *config.Config, version string, log *slog.Logger) (*Daemon, error) 
 		return nil, errors.New("--redis-cluster: Redis Cluster is not supported yet; use a single Redis or a primary with replicas")
 	}
 	d := &Daemon{cfg: cfg, log: log, metrics: metrics.New()}
+	for _, o := range opts {
+		o(d)
+	}
 
+	// instance names this process: its consumer in the group, and the owner
+	// of the replay jobs it runs.
+	instance := consumerName()
 	consumer := ""
 	group := ""
 	if cfg.AppURL != "" {
 		group = cfg.Group
-		consumer = consumerName()
+		consumer = instance
 	}
 	policy, err := retry.NewPolicy(cfg.RetrySchedule)
 	if err != nil {
@@ -72,6 +92,11 @@ func New(cfg *config.Config, version string, log *slog.Logger) (*Daemon, error) 
 		Logger:       log,
 	})
 	if err != nil {
+		return nil, err
+	}
+	d.replays, err = redisstore.NewReplayer(d.store, redisstore.ReplayOptions{Owner: instance, Logger: log})
+	if err != nil {
+		d.store.Close()
 		return nil, err
 	}
 
@@ -92,6 +117,7 @@ func New(cfg *config.Config, version string, log *slog.Logger) (*Daemon, error) 
 			Concurrency:  cfg.AppConcurrency,
 			Retry:        policy,
 			DrainTimeout: cfg.ShutdownTimeout,
+			Tracer:       d.tracer,
 		}, d.store, d.app, d.metrics, log)
 		if err != nil {
 			d.app.Close()
@@ -117,9 +143,10 @@ func New(cfg *config.Config, version string, log *slog.Logger) (*Daemon, error) 
 		Ready:         d.ready,
 		AdminToken:    adminToken,
 		DeadLetters:   d.store,
+		Replays:       d.replays,
 		Metrics:       d.metrics,
 		Logger:        log,
-	}, d.store)
+	}, localapi.TracedPublisher(d.store, d.tracer))
 	if err != nil {
 		d.closeClients()
 		return nil, err
@@ -179,21 +206,23 @@ func (d *Daemon) ready(ctx context.Context) error {
 	return nil
 }
 
-// Run serves until ctx ends, then shuts down in order: stop reading, finish
-// or hand back pushes in flight (within --shutdown-timeout), close the local
-// API, stop the store. It returns nil after a clean shutdown.
+// Run serves until ctx ends, then shuts down in order: stop reading and
+// cancel replay jobs (recorded as failed), finish or hand back pushes in
+// flight (within --shutdown-timeout), close the local API, stop the store.
+// It returns nil after a clean shutdown.
 func (d *Daemon) Run(ctx context.Context) error {
 	bg := context.WithoutCancel(ctx)
 	storeCtx, stopStore := context.WithCancel(bg)
 	apiCtx, stopAPI := context.WithCancel(bg)
-	// The dispatcher stops on a signal or when another part failed.
+	// The dispatcher and the replay jobs stop on a signal or when another
+	// part failed.
 	dispCtx, stopDisp := context.WithCancel(ctx)
 	defer stopStore()
 	defer stopAPI()
 	defer stopDisp()
 
 	var storeWG, apiWG, dispWG sync.WaitGroup
-	errc := make(chan error, 3)
+	errc := make(chan error, 4)
 	storeWG.Add(1)
 	go func() {
 		defer storeWG.Done()
@@ -206,6 +235,13 @@ func (d *Daemon) Run(ctx context.Context) error {
 		defer apiWG.Done()
 		if err := d.api.Run(apiCtx); err != nil {
 			errc <- err
+		}
+	}()
+	dispWG.Add(1)
+	go func() {
+		defer dispWG.Done()
+		if err := d.replays.Run(dispCtx); err != nil {
+			errc <- fmt.Errorf("replays: %w", err)
 		}
 	}()
 	if d.disp != nil {

@@ -6,14 +6,19 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"mime"
 	"strconv"
 	"time"
 
 	"github.com/valyala/fasthttp"
+	"go.opentelemetry.io/otel/codes"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/hyvve/sidecar/internal/event"
 	"github.com/hyvve/sidecar/internal/relay"
+	"github.com/hyvve/sidecar/internal/tracing"
 )
 
 // apiError is an error with the status and SPEC error body it maps to.
@@ -227,6 +232,8 @@ func (s *Server) publish(ctx *fasthttp.RequestCtx, reqs []relay.PublishRequest, 
 	start := time.Now()
 	s.pub.Publish(pctx, reqs, res)
 	s.o.Metrics.PublishDuration.Observe(time.Since(start).Seconds())
+	debug := s.log.Enabled(pctx, slog.LevelDebug)
+	failed, firstFailed := 0, -1
 	for i := range res {
 		switch {
 		case res[i].Err == nil && res[i].Duplicate:
@@ -238,6 +245,99 @@ func (s *Server) publish(ctx *fasthttp.RequestCtx, reqs []relay.PublishRequest, 
 		default:
 			s.o.Metrics.Published.WithLabelValues("error").Inc()
 		}
+		switch {
+		case res[i].Err != nil:
+			if failed++; firstFailed < 0 {
+				firstFailed = i
+			}
+		case debug:
+			s.log.Debug("event published", append(publishAttrs(reqs[i].Event),
+				"stream", res[i].Stream, "stream_id", res[i].StreamID, "duplicate", res[i].Duplicate)...)
+		}
+	}
+	// One line per call, not per event: a batch of 1000 against a broker
+	// that is down is one failure.
+	if failed > 0 {
+		a := append(publishAttrs(reqs[firstFailed].Event), "error", res[firstFailed].Err)
+		if len(reqs) > 1 {
+			a = append(a, "failed_in_batch", failed, "batch_size", len(reqs))
+		}
+		s.log.Warn("publish failed", a...)
+	}
+}
+
+// publishAttrs are the log attributes of an event being published.
+func publishAttrs(ev *event.Event) []any {
+	a := []any{"event_id", ev.ID, "type", ev.Type, "tenant", ev.TenantID, "correlation_id", ev.CorrelationID}
+	if id := tracing.TraceID(ev.TraceParent); id != "" {
+		a = append(a, "trace_id", id)
+	}
+	return a
+}
+
+// TracedPublisher returns pub with a PRODUCER span per published event
+// (SPEC §8). The span is a child of the trace context the app sent
+// (traceparent/tracestate, which prepare put on the event; a root without
+// one), and its own context replaces that on the event before it is
+// written, so the consumers' delivery spans become its children. Span
+// attributes follow the messaging semantic conventions (operation "send").
+// With a nil tracer (tracing off) it returns pub itself: the app's
+// traceparent is stored as it came, at no cost.
+func TracedPublisher(pub Publisher, tracer trace.Tracer) Publisher {
+	if tracer == nil {
+		return pub
+	}
+	return &tracedPublisher{pub: pub, tracer: tracer}
+}
+
+type tracedPublisher struct {
+	pub    Publisher
+	tracer trace.Tracer
+}
+
+// Publish starts one span per request, publishes them all, and ends each span
+// with its result. Safe for concurrent use if the wrapped Publisher is.
+func (p *tracedPublisher) Publish(ctx context.Context, reqs []relay.PublishRequest, res []relay.PublishResult) {
+	var one [1]trace.Span
+	spans := one[:0]
+	if len(reqs) > 1 {
+		spans = make([]trace.Span, 0, len(reqs))
+	}
+	for _, r := range reqs {
+		ev := r.Event
+		// Name and attributes are completed once the stream is known (after
+		// the write), in one call, and not at all on a span the sampler
+		// dropped.
+		_, span := p.tracer.Start(tracing.ContextWithRemote(ctx, ev.TraceParent, ev.TraceState), tracing.OpSend,
+			trace.WithSpanKind(trace.SpanKindProducer))
+		ev.TraceParent, ev.TraceState = tracing.Headers(span.SpanContext())
+		spans = append(spans, span)
+	}
+	p.pub.Publish(ctx, reqs, res)
+	for i, span := range spans {
+		r := &res[i]
+		if !span.IsRecording() {
+			span.End()
+			continue
+		}
+		attrs := tracing.Attributes(tracing.OpSend, reqs[i].Event, r.Stream)
+		if r.Stream != "" {
+			span.SetName(tracing.SpanName(tracing.OpSend, r.Stream))
+		}
+		if r.Duplicate {
+			// Nothing was written: consumers follow the first publish's trace.
+			attrs = append(attrs, tracing.DuplicateKey.Bool(true))
+		}
+		if r.Err != nil {
+			errType := "broker_error"
+			if errors.Is(r.Err, relay.ErrUnavailable) {
+				errType = "broker_unavailable"
+			}
+			attrs = append(attrs, semconv.ErrorTypeKey.String(errType))
+			span.SetStatus(codes.Error, r.Err.Error())
+		}
+		span.SetAttributes(attrs...)
+		span.End()
 	}
 }
 
@@ -272,13 +372,12 @@ func (s *Server) reject(ctx *fasthttp.RequestCtx, err error) {
 	writeError(ctx, e.Status, e.Code, e.Field, e.Message)
 }
 
-// fail answers a publish the broker did not take.
+// fail answers a publish the broker did not take (publish has logged it).
 func (s *Server) fail(ctx *fasthttp.RequestCtx, err error) {
 	e := errorFor(err)
 	if e.Status == fasthttp.StatusServiceUnavailable {
 		ctx.Response.Header.Set("Retry-After", "1")
 	}
-	s.log.Warn("publish failed", "error", err)
 	writeError(ctx, e.Status, e.Code, e.Field, e.Message)
 }
 

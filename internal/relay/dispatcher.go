@@ -5,14 +5,21 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/hyvve/sidecar/internal/appclient"
 	"github.com/hyvve/sidecar/internal/metrics"
 	"github.com/hyvve/sidecar/internal/retry"
 	"github.com/hyvve/sidecar/internal/subscription"
+	"github.com/hyvve/sidecar/internal/tracing"
 )
 
 // App is the sidecar's view of its app: where events are pushed and where the
@@ -41,6 +48,11 @@ type DispatcherConfig struct {
 	// context ends; pushes still running then are cancelled and their entries
 	// stay pending in the broker, to be delivered again.
 	DrainTimeout time.Duration
+	// Tracer, when set, makes a CONSUMER span per delivery attempt (child of
+	// the trace context stored with the entry; its traceparent is what the
+	// app receives) and a span per dead-lettering (SPEC §8). Nil: no spans,
+	// and the stored traceparent is passed to the app unchanged.
+	Tracer trace.Tracer
 }
 
 // Dispatcher moves events from a Subscriber to the App. Create it with
@@ -258,6 +270,11 @@ func (d *Dispatcher) deliver(ctx context.Context, m *Message) {
 		d.deadLetter(bctx, m, m.Attempt, "undecodable entry: "+m.Err.Error(), "undecodable")
 		return
 	}
+	if d.cfg.Tracer != nil {
+		// Spans of work done without a push (dead-lettering an entry whose
+		// holder died) are children of the publish.
+		bctx = tracing.ContextWithRemote(bctx, m.Event.TraceParent, m.Event.TraceState)
+	}
 	if m.Attempt > d.cfg.Retry.MaxAttempts() {
 		// Its holder died during the last attempt: that attempt failed too.
 		last := m.LastError
@@ -275,6 +292,16 @@ func (d *Dispatcher) deliver(ctx context.Context, m *Message) {
 		return
 	}
 
+	var span trace.Span
+	traceParent, traceState := ev.TraceParent, ev.TraceState
+	if d.cfg.Tracer != nil {
+		ctx, span = d.startAttempt(ctx, m, sub.Path)
+		defer span.End()
+		// The bookkeeping below (dead-lettering) is part of this attempt.
+		bctx = trace.ContextWithSpan(bctx, span)
+		traceParent, traceState = tracing.Headers(span.SpanContext())
+	}
+
 	body := ev.AppendJSON(make([]byte, 0, 256+len(ev.Data)))
 	dl := appclient.Delivery{
 		Path:          sub.Path,
@@ -282,8 +309,8 @@ func (d *Dispatcher) deliver(ctx context.Context, m *Message) {
 		EventType:     ev.Type,
 		TenantID:      ev.TenantID,
 		CorrelationID: ev.CorrelationID,
-		TraceParent:   ev.TraceParent,
-		TraceState:    ev.TraceState,
+		TraceParent:   traceParent,
+		TraceState:    traceState,
 		Attempt:       m.Attempt,
 		Replay:        ev.Replay,
 		Body:          body,
@@ -297,11 +324,14 @@ func (d *Dispatcher) deliver(ctx context.Context, m *Message) {
 	switch retry.Classify(res.Status, err) {
 	case retry.Ack:
 		d.metrics.Deliveries.WithLabelValues("ok").Inc()
+		endAttempt(span, tracing.OutcomeAck, res.Status, nil)
 		d.ack(bctx, m)
 		return
 	case retry.Reject:
 		d.metrics.Deliveries.WithLabelValues("app_error").Inc()
-		d.deadLetter(bctx, m, m.Attempt, fmt.Sprintf("app rejected the event: %d %s", res.Status, res.Body), "rejected")
+		reason := fmt.Sprintf("app rejected the event: %d %s", res.Status, res.Body)
+		endAttempt(span, tracing.OutcomeDeadLetter, res.Status, errors.New(reason))
+		d.deadLetter(bctx, m, m.Attempt, reason, "rejected")
 		return
 	}
 	var lastErr string
@@ -314,32 +344,115 @@ func (d *Dispatcher) deliver(ctx context.Context, m *Message) {
 	}
 	wait, again := d.cfg.Retry.Next(m.Attempt, res.Status, res.RetryAfter)
 	if !again {
+		endAttempt(span, tracing.OutcomeDeadLetter, res.Status, errors.New(lastErr))
 		d.deadLetter(bctx, m, m.Attempt, lastErr, "exhausted")
 		return
 	}
 	next := time.Now().Add(wait)
+	endAttempt(span, tracing.OutcomeRetry, res.Status, errors.New(lastErr))
+	if span != nil {
+		span.SetAttributes(tracing.NextAttemptAtKey.String(next.UTC().Format(time.RFC3339Nano)))
+	}
 	if rerr := d.sub.Retry(bctx, m, next, lastErr); rerr != nil {
 		// The entry stays pending all the same; it is retried one step after
 		// it was read instead of after it failed.
 		d.metrics.BrokerErrors.WithLabelValues("retry").Inc()
-		d.log.Warn("recording the failed attempt failed", d.msgAttrs(m, sub.Path, 0, rerr)...)
+		d.log.Warn("recording the failed attempt failed", d.msgAttrs(bctx, m, sub.Path, 0, rerr)...)
 	}
 	d.metrics.Retries.Inc()
 	d.log.Warn("push failed; will retry",
-		append(d.msgAttrs(m, sub.Path, res.Status, errors.New(lastErr)), "next_attempt_at", next.UTC().Format(time.RFC3339Nano))...)
+		append(d.msgAttrs(bctx, m, sub.Path, res.Status, errors.New(lastErr)), "next_attempt_at", next.UTC().Format(time.RFC3339Nano))...)
+}
+
+// startAttempt starts the CONSUMER span of one delivery attempt of m. Its
+// parent is the trace context stored with the entry (the publisher's
+// PRODUCER span), so the attempts of one event are siblings. An event that
+// was re-published by the sidecar (a retried dead letter, a replay: it names
+// a target group or is a replay) starts a new trace instead, linked to the
+// stored context: a delivery hours or days later does not extend the
+// original trace.
+func (d *Dispatcher) startAttempt(ctx context.Context, m *Message, path string) (context.Context, trace.Span) {
+	ev := m.Event
+	opts := []trace.SpanStartOption{
+		trace.WithSpanKind(trace.SpanKindConsumer),
+		trace.WithAttributes(tracing.Attributes(tracing.OpProcess, ev, m.Stream)...),
+		trace.WithAttributes(
+			semconv.MessagingConsumerGroupName(d.cfg.Group),
+			tracing.AttemptKey.Int(m.Attempt),
+			tracing.PathKey.String(path),
+		),
+	}
+	if ev.Replay || ev.TargetGroup != "" {
+		if sc := tracing.SpanContext(ev.TraceParent, ev.TraceState); sc.IsValid() {
+			opts = append(opts, trace.WithLinks(trace.Link{Attributes: []attribute.KeyValue{tracing.LinkKey.String(relinkReason(ev.Replay))}, SpanContext: sc}))
+		}
+		opts = append(opts, trace.WithNewRoot())
+	} else {
+		ctx = tracing.ContextWithRemote(ctx, ev.TraceParent, ev.TraceState)
+	}
+	return d.cfg.Tracer.Start(ctx, tracing.SpanName(tracing.OpProcess, m.Stream), opts...)
+}
+
+func relinkReason(replay bool) string {
+	if replay {
+		return "replay"
+	}
+	return "dead_letter_retry"
+}
+
+// endAttempt records an attempt's outcome on its span (nil: tracing off):
+// the app's HTTP status when it answered, and an error status unless the
+// event was acknowledged.
+func endAttempt(span trace.Span, outcome string, status int, err error) {
+	if span == nil {
+		return
+	}
+	span.SetAttributes(tracing.OutcomeKey.String(outcome))
+	if status != 0 {
+		span.SetAttributes(semconv.HTTPResponseStatusCode(status))
+	}
+	if err != nil {
+		errType := "app_error"
+		if status == 0 {
+			errType = "unreachable"
+		} else if status >= 400 && status < 600 {
+			errType = strconv.Itoa(status)
+		}
+		span.SetAttributes(semconv.ErrorTypeKey.String(errType))
+		span.SetStatus(codes.Error, err.Error())
+	}
 }
 
 // deadLetter moves m to the dead letters; a failure to do so leaves it
 // pending, to be tried again by the reclaim of any consumer.
+//
+// With a tracer it is a span of its own (messaging operation "settle"),
+// child of the attempt that failed last or, without a push, of the
+// publish.
 func (d *Dispatcher) deadLetter(ctx context.Context, m *Message, attempts int, lastErr, reason string) {
+	var span trace.Span
+	if d.cfg.Tracer != nil {
+		ctx, span = d.cfg.Tracer.Start(ctx, tracing.SpanName(tracing.OpDeadLetter, m.Stream),
+			trace.WithSpanKind(trace.SpanKindClient),
+			trace.WithAttributes(tracing.Attributes(tracing.OpDeadLetter, m.Event, m.Stream)...),
+			trace.WithAttributes(
+				semconv.MessagingConsumerGroupName(d.cfg.Group),
+				tracing.DeadLetterReasonKey.String(reason),
+				tracing.AttemptsKey.Int(attempts),
+			))
+		defer span.End()
+	}
 	moved, err := d.sub.DeadLetter(ctx, m, attempts, lastErr)
 	switch {
 	case err != nil:
 		d.metrics.BrokerErrors.WithLabelValues("dead_letter").Inc()
-		d.log.Error("dead-lettering failed; the entry stays pending", d.msgAttrs(m, "", 0, err)...)
+		d.log.Error("dead-lettering failed; the entry stays pending", d.msgAttrs(ctx, m, "", 0, err)...)
+		if span != nil {
+			span.SetStatus(codes.Error, err.Error())
+		}
 	case moved:
 		d.metrics.DeadLetters.WithLabelValues(reason).Inc()
-		d.log.Error("event dead-lettered", append(d.msgAttrs(m, "", 0, errors.New(lastErr)), "reason", reason, "attempts", attempts)...)
+		d.log.Error("event dead-lettered", append(d.msgAttrs(ctx, m, "", 0, errors.New(lastErr)), "reason", reason, "attempts", attempts)...)
 	}
 }
 
@@ -355,16 +468,20 @@ func (d *Dispatcher) ack(ctx context.Context, m *Message) {
 	if err := d.sub.Ack(ctx, m); err != nil {
 		// The entry stays pending and will be delivered again: at-least-once.
 		d.metrics.BrokerErrors.WithLabelValues("ack").Inc()
-		d.log.Warn("ack failed; the event will be delivered again", d.msgAttrs(m, "", 0, err)...)
+		d.log.Warn("ack failed; the event will be delivered again", d.msgAttrs(ctx, m, "", 0, err)...)
 	}
 }
 
 // msgAttrs are the log attributes of a message, also of one that is not an
-// event (undecodable).
-func (d *Dispatcher) msgAttrs(m *Message, path string, status int, err error) []any {
+// event (undecodable). trace_id is that of the span ctx carries (the
+// delivery attempt) when tracing is on, else that of the stored traceparent.
+func (d *Dispatcher) msgAttrs(ctx context.Context, m *Message, path string, status int, err error) []any {
 	a := []any{"tenant", m.Tenant, "group", d.cfg.Group, "attempt", m.Attempt, "stream_id", m.StreamID}
 	if m.Event != nil {
 		a = append(a, "event_id", m.Event.ID, "type", m.Event.Type, "correlation_id", m.Event.CorrelationID)
+		if id := tracing.LogTraceID(ctx, m.Event.TraceParent); id != "" {
+			a = append(a, "trace_id", id)
+		}
 	}
 	if path != "" {
 		a = append(a, "path", path)
