@@ -281,7 +281,7 @@ func TestCrash_Redis_restarted_mid_stream_loses_nothing_accepted(t *testing.T) {
 	}
 	time.Sleep(500 * time.Millisecond)
 	rdb.Kill(t)
-	time.Sleep(1500 * time.Millisecond)
+	time.Sleep(3 * time.Second) // longer than the bounded retry of a publish
 	rdb.Restart(t)
 	time.Sleep(time.Second)
 	stop()
