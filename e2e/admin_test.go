@@ -184,13 +184,13 @@ func TestAdmin_DLQ_lists_filters_pages_gets_and_deletes(t *testing.T) {
 	sc := startSidecar(t, rdb, nil, "--admin-token", adminToken)
 	var acme, acmeApproval, beta []string // newest first
 	for i := range 5 {
-		typ := "approval.requested"
+		typ := "review.requested"
 		if i%2 == 1 {
-			typ = "user.joined"
+			typ = "member.joined"
 		}
 		id := "acme/" + seedDeadLetter(t, c, "acme", fmt.Sprintf("ev-acme-%d", i), typ, "billing")
 		acme = append([]string{id}, acme...)
-		if typ == "approval.requested" {
+		if typ == "review.requested" {
 			acmeApproval = append([]string{id}, acmeApproval...)
 		}
 	}
@@ -211,10 +211,10 @@ func TestAdmin_DLQ_lists_filters_pages_gets_and_deletes(t *testing.T) {
 		want  []string
 	}{
 		{"?tenantId=acme", acme},
-		{"?tenantId=acme&type=approval.*", acmeApproval},
+		{"?tenantId=acme&type=review.*", acmeApproval},
 		{"", slices.Concat(acme, beta)},
 		{"?type=crm.**", beta},
-		{"?tenantId=beta&type=approval.*", []string{}},
+		{"?tenantId=beta&type=review.*", []string{}},
 	} {
 		t.Run("list "+tt.query, func(t *testing.T) {
 			a := list(t, tt.query)
@@ -251,7 +251,7 @@ func TestAdmin_DLQ_lists_filters_pages_gets_and_deletes(t *testing.T) {
 	})
 
 	t.Run("get one", func(t *testing.T) {
-		id := strings.TrimPrefix(acme[0], "acme/") // ev-acme-4, approval.requested
+		id := strings.TrimPrefix(acme[0], "acme/") // ev-acme-4, review.requested
 		a := admin(t, sc, "GET", "/v1/admin/dlq/acme/"+id, adminToken)
 		if a.Status != 200 {
 			t.Fatalf("got %d %s, want 200", a.Status, a.Raw)
@@ -261,7 +261,7 @@ func TestAdmin_DLQ_lists_filters_pages_gets_and_deletes(t *testing.T) {
 		got := fmt.Sprint(a.Body["tenantId"], " ", a.Body["id"], " ", ev["id"], " ", ev["type"], " ", ev["correlationId"], " ",
 			data["eventId"], " ", a.Body["originalStreamId"], " ", a.Body["group"], " ", a.Body["attempts"], " ",
 			a.Body["lastError"], " ", a.Body["failedAt"])
-		want := "acme " + id + " ev-acme-4 approval.requested corr-ev-acme-4 ev-acme-4 1764000000000-0 billing 4 " +
+		want := "acme " + id + " ev-acme-4 review.requested corr-ev-acme-4 ev-acme-4 1764000000000-0 billing 4 " +
 			"app answered 503 2026-11-26T10:30:00.000Z"
 		if got != want {
 			t.Errorf("got %s\nwant %s", got, want)
@@ -313,7 +313,7 @@ func TestAdmin_DLQ_retry_delivers_to_the_failed_group_only(t *testing.T) {
 	audit := apptest.New(t, apptest.WithSubscriptions(apptest.Sub{Pattern: "**", Path: "/e"}))
 	bsc := startSidecar(t, rdb, billing, "--group", "billing", "--admin-token", adminToken)
 	asc := startSidecar(t, rdb, audit, "--group", "audit", "--admin-token", adminToken)
-	id := seedDeadLetter(t, c, "acme", "ev-retry-1", "approval.requested", "billing")
+	id := seedDeadLetter(t, c, "acme", "ev-retry-1", "review.requested", "billing")
 
 	a := admin(t, asc, "POST", "/v1/admin/dlq/acme/"+id+"/retry", adminToken) // any sidecar can retry
 	if a.Status != 202 {
@@ -348,7 +348,7 @@ func TestAdmin_DLQ_retry_delivers_to_the_failed_group_only(t *testing.T) {
 		t.Errorf("second retry: got %d, want 404", a.Status)
 	}
 	// The audit sidecar does read acme's stream: a new event reaches it.
-	ev := publish(t, bsc, eventBody("approval.granted", "acme"))
+	ev := publish(t, bsc, eventBody("review.granted", "acme"))
 	audit.WaitFor(t, 5*time.Second, "a live event", func(ps []apptest.Push) bool { return len(ps) == 1 })
 	if got := audit.Received()[0].EventID; got != ev.Body["id"] {
 		t.Errorf("audit got %s, want the live event %v", got, ev.Body["id"])
@@ -360,7 +360,7 @@ func TestAdmin_DLQ_concurrent_retries_of_one_entry_deliver_it_once(t *testing.T)
 	c := rdb.Client(t)
 	billing := apptest.New(t, apptest.WithSubscriptions(apptest.Sub{Pattern: "**", Path: "/e"}))
 	sc := startSidecar(t, rdb, billing, "--group", "billing", "--admin-token", adminToken)
-	id := seedDeadLetter(t, c, "acme", "ev-retry-2", "approval.requested", "billing")
+	id := seedDeadLetter(t, c, "acme", "ev-retry-2", "review.requested", "billing")
 
 	const n = 10
 	statuses := make([]int, n)
@@ -418,7 +418,7 @@ func TestAdmin_DLQ_retry_of_a_dead_letter_the_sidecar_wrote(t *testing.T) {
 		}
 	})
 	sc := startSidecar(t, rdb, app, "--group", "billing", "--admin-token", adminToken)
-	pub := publish(t, sc, eventBody("approval.granted", "acme", "data", `{"approvalId":"a-1"}`))
+	pub := publish(t, sc, eventBody("review.granted", "acme", "data", `{"approvalId":"a-1"}`))
 	eventually(t, 5*time.Second, "a dead letter", func() bool { return xlen(t, c, "hyvve:dlq:{acme}") == 1 })
 
 	a := admin(t, sc, "GET", "/v1/admin/dlq?tenantId=acme", adminToken)

@@ -15,11 +15,11 @@ import (
 
 func TestDelivery_pushes_the_event_with_the_push_contract_headers(t *testing.T) {
 	rdb := redistest.Start(t)
-	app := apptest.New(t, apptest.WithSubscriptions(apptest.Sub{Pattern: "approval.*", Path: "/events/approval"}))
+	app := apptest.New(t, apptest.WithSubscriptions(apptest.Sub{Pattern: "review.*", Path: "/events/approval"}))
 	sub := startSidecar(t, rdb, app, "--app-token", "app-secret")
 	pub := startSidecar(t, rdb, nil)
 	tp := "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
-	a := do(t, pub.Client(), "POST", pub.URL()+"/v1/events", `{"type":"approval.requested","data":{"k":"v"}}`,
+	a := do(t, pub.Client(), "POST", pub.URL()+"/v1/events", `{"type":"review.requested","data":{"k":"v"}}`,
 		map[string]string{"X-Correlation-Id": "corr-1", "traceparent": tp})
 	if a.Status != 202 {
 		t.Fatalf("publish: got %d %s", a.Status, a.Raw)
@@ -27,7 +27,7 @@ func TestDelivery_pushes_the_event_with_the_push_contract_headers(t *testing.T) 
 	app.WaitFor(t, 5*time.Second, "one push", func(ps []apptest.Push) bool { return len(ps) == 1 })
 	p := app.Received()[0]
 	want := map[string]string{
-		"Content-Type": "application/json", "X-Event-Id": a.Body["id"].(string), "X-Event-Type": "approval.requested",
+		"Content-Type": "application/json", "X-Event-Id": a.Body["id"].(string), "X-Event-Type": "review.requested",
 		"X-Tenant-Id": "acme", "X-Correlation-Id": "corr-1", "X-Delivery-Attempt": "1", "Traceparent": tp,
 		"X-Hyvve-Token": "app-secret",
 	}
@@ -60,16 +60,16 @@ func TestDelivery_pushes_the_event_with_the_push_contract_headers(t *testing.T) 
 func TestDelivery_fans_out_to_every_group_exactly_once(t *testing.T) {
 	rdb := redistest.Start(t)
 	billing := apptest.New(t, apptest.WithSubscriptions(apptest.Sub{Pattern: "**", Path: "/e"}))
-	audit := apptest.New(t, apptest.WithSubscriptions(apptest.Sub{Pattern: "approval.**", Path: "/e"}))
+	audit := apptest.New(t, apptest.WithSubscriptions(apptest.Sub{Pattern: "review.**", Path: "/e"}))
 	startSidecar(t, rdb, billing, "--group", "billing")
 	startSidecar(t, rdb, audit, "--group", "audit")
 	pub := startSidecar(t, rdb, nil)
 
 	const n = 100
 	for i := range n {
-		publish(t, pub, eventBody("approval.granted", "acme", "data", fmt.Sprintf(`{"i":%d}`, i)))
+		publish(t, pub, eventBody("review.granted", "acme", "data", fmt.Sprintf(`{"i":%d}`, i)))
 	}
-	publish(t, pub, eventBody("user.joined", "acme")) // only billing wants it
+	publish(t, pub, eventBody("member.joined", "acme")) // only billing wants it
 	billing.WaitFor(t, 10*time.Second, "n+1 pushes", func(ps []apptest.Push) bool { return len(ps) >= n+1 })
 	audit.WaitFor(t, 10*time.Second, "n pushes", func(ps []apptest.Push) bool { return len(ps) >= n })
 	time.Sleep(300 * time.Millisecond) // let any duplicate arrive
@@ -178,12 +178,12 @@ func TestDelivery_routes_each_event_to_the_most_specific_subscription(t *testing
 	rdb := redistest.Start(t)
 	app := apptest.New(t, apptest.WithSubscriptions(
 		apptest.Sub{Pattern: "**", Path: "/all"},
-		apptest.Sub{Pattern: "approval.*", Path: "/approval"},
-		apptest.Sub{Pattern: "approval.granted", Path: "/granted"},
+		apptest.Sub{Pattern: "review.*", Path: "/approval"},
+		apptest.Sub{Pattern: "review.granted", Path: "/granted"},
 	))
 	startSidecar(t, rdb, app)
 	pub := startSidecar(t, rdb, nil)
-	want := map[string]string{"approval.granted": "/granted", "approval.rejected": "/approval", "user.joined": "/all", "approval.step.done": "/all"}
+	want := map[string]string{"review.granted": "/granted", "review.rejected": "/approval", "member.joined": "/all", "review.step.done": "/all"}
 	for typ := range want {
 		publish(t, pub, eventBody(typ, "acme"))
 	}
@@ -198,19 +198,19 @@ func TestDelivery_routes_each_event_to_the_most_specific_subscription(t *testing
 
 func TestDelivery_acks_events_that_match_no_subscription_without_pushing(t *testing.T) {
 	rdb := redistest.Start(t)
-	app := apptest.New(t, apptest.WithSubscriptions(apptest.Sub{Pattern: "approval.*", Path: "/a"}))
+	app := apptest.New(t, apptest.WithSubscriptions(apptest.Sub{Pattern: "review.*", Path: "/a"}))
 	startSidecar(t, rdb, app)
 	pub := startSidecar(t, rdb, nil)
-	publish(t, pub, eventBody("user.joined", "acme"))
-	publish(t, pub, eventBody("approval.granted", "acme"))
+	publish(t, pub, eventBody("member.joined", "acme"))
+	publish(t, pub, eventBody("review.granted", "acme"))
 	app.WaitFor(t, 5*time.Second, "the approval", func(ps []apptest.Push) bool { return len(ps) == 1 })
 	c := rdb.Client(t)
 	eventually(t, 3*time.Second, "nothing pending", func() bool {
 		pe, err := c.XPending(t.Context(), "hyvve:events:{acme}", "hyvve-platform").Result()
 		return err == nil && pe.Count == 0
 	})
-	if got := app.Received()[0].Header.Get("X-Event-Type"); got != "approval.granted" {
-		t.Errorf("pushed %s, want only approval.granted", got)
+	if got := app.Received()[0].Header.Get("X-Event-Type"); got != "review.granted" {
+		t.Errorf("pushed %s, want only review.granted", got)
 	}
 }
 

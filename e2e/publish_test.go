@@ -15,7 +15,7 @@ func TestPublish_rejects_bad_events_and_leaves_the_stream_untouched(t *testing.T
 	sc := startSidecar(t, rdb, nil, "--tenants", "acme,globex", "--max-event-bytes", "2KiB")
 	c := rdb.Client(t)
 	stream := "hyvve:events:{acme}"
-	publish(t, sc, eventBody("approval.requested", "acme")) // the stream exists
+	publish(t, sc, eventBody("review.requested", "acme")) // the stream exists
 	before := xlen(t, c, stream)
 
 	big := `"` + strings.Repeat("x", 3000) + `"`
@@ -85,7 +85,7 @@ func TestPublish_over_TCP_and_Unix_socket_stores_one_field_per_attribute(t *test
 		client *http.Client
 	}{{"tcp", sc.Client()}, {"unix", sc.UnixClient()}} {
 		t.Run(tr.name, func(t *testing.T) {
-			body := `{"type":"approval.requested","data":{"approvalId":"a-1","n":1.5}}`
+			body := `{"type":"review.requested","data":{"approvalId":"a-1","n":1.5}}`
 			tp := "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 			a := do(t, tr.client, "POST", sc.URL()+"/v1/events", body, map[string]string{
 				"X-Tenant-Id": "acme", "X-Correlation-Id": "corr-" + tr.name, "X-User-Id": "u-42", "traceparent": tp})
@@ -106,7 +106,7 @@ func TestPublish_over_TCP_and_Unix_socket_stores_one_field_per_attribute(t *test
 			}
 			v := msgs[0].Values
 			want := map[string]string{
-				"id": a.Body["id"].(string), "type": "approval.requested", "source": "billing",
+				"id": a.Body["id"].(string), "type": "review.requested", "source": "billing",
 				"correlationId": "corr-" + tr.name, "tenantId": "acme", "userId": "u-42", "version": "1.0",
 				"data": `{"approvalId":"a-1","n":1.5}`, "traceparent": tp,
 			}
@@ -133,8 +133,8 @@ func TestPublish_idempotency_key_returns_the_first_result_and_writes_once(t *tes
 	sc := startSidecar(t, rdb, nil)
 	c := rdb.Client(t)
 	h := map[string]string{"Idempotency-Key": "order-42-approved"}
-	first := do(t, sc.Client(), "POST", sc.URL()+"/v1/events", eventBody("approval.granted", "acme"), h)
-	second := do(t, sc.Client(), "POST", sc.URL()+"/v1/events", eventBody("approval.granted", "acme"), h)
+	first := do(t, sc.Client(), "POST", sc.URL()+"/v1/events", eventBody("review.granted", "acme"), h)
+	second := do(t, sc.Client(), "POST", sc.URL()+"/v1/events", eventBody("review.granted", "acme"), h)
 	if first.Status != 202 || second.Status != 202 {
 		t.Fatalf("got %d and %d, want 202 twice: %s / %s", first.Status, second.Status, first.Raw, second.Raw)
 	}
@@ -148,7 +148,7 @@ func TestPublish_idempotency_key_returns_the_first_result_and_writes_once(t *tes
 		t.Errorf("XLEN: got %d, want 1", n)
 	}
 	// The same key for another tenant is another publish.
-	other := do(t, sc.Client(), "POST", sc.URL()+"/v1/events", eventBody("approval.granted", "globex"), h)
+	other := do(t, sc.Client(), "POST", sc.URL()+"/v1/events", eventBody("review.granted", "globex"), h)
 	if other.Status != 202 || other.Body["id"] == first.Body["id"] {
 		t.Errorf("same key, other tenant: got %d %s, want a new event", other.Status, other.Raw)
 	}

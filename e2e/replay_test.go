@@ -89,15 +89,15 @@ func TestReplay_of_a_range_with_a_type_filter_redelivers_exactly_the_matching_ev
 	pub := func(typ string) answer { return publish(t, sc, eventBody(typ, "acme")) }
 
 	// Before, inside and after the range, each phase in later milliseconds.
-	beforeRange := []answer{pub("approval.requested"), pub("user.joined")}
+	beforeRange := []answer{pub("review.requested"), pub("member.joined")}
 	time.Sleep(5 * time.Millisecond)
-	inTypes := []string{"approval.requested", "user.joined", "approval.granted", "approval.requested", "crm.deal.won", "approval.expired", "user.joined"}
+	inTypes := []string{"review.requested", "member.joined", "review.granted", "review.requested", "crm.deal.won", "review.expired", "member.joined"}
 	var inRange []answer
 	for _, typ := range inTypes {
 		inRange = append(inRange, pub(typ))
 	}
 	time.Sleep(5 * time.Millisecond)
-	afterRange := []answer{pub("approval.requested"), pub("approval.granted")}
+	afterRange := []answer{pub("review.requested"), pub("review.granted")}
 	from := streamMs(t, inRange[0].Body["streamId"].(string))
 	to := streamMs(t, inRange[len(inRange)-1].Body["streamId"].(string)) + 1 // exclusive
 	if streamMs(t, beforeRange[1].Body["streamId"].(string)) >= from || streamMs(t, afterRange[0].Body["streamId"].(string)) < to {
@@ -107,7 +107,7 @@ func TestReplay_of_a_range_with_a_type_filter_redelivers_exactly_the_matching_ev
 		return len(ps) == 11 && !ps[10].Pending
 	})
 
-	a := startReplay(t, sc, replayBody("acme", time.UnixMilli(from), time.UnixMilli(to), "types", `["approval.*"]`))
+	a := startReplay(t, sc, replayBody("acme", time.UnixMilli(from), time.UnixMilli(to), "types", `["review.*"]`))
 	if a.Status != 202 || a.Body["status"] != "running" || a.Body["id"] == "" {
 		t.Fatalf("start: got %d %s, want 202 with an id and status running", a.Status, a.Raw)
 	}
@@ -118,7 +118,7 @@ func TestReplay_of_a_range_with_a_type_filter_redelivers_exactly_the_matching_ev
 
 	want := map[string]string{} // event id → original stream id
 	for i, typ := range inTypes {
-		if strings.HasPrefix(typ, "approval.") {
+		if strings.HasPrefix(typ, "review.") {
 			want[inRange[i].Body["id"].(string)] = inRange[i].Body["streamId"].(string)
 		}
 	}
@@ -167,7 +167,7 @@ func TestReplay_of_a_range_with_a_type_filter_redelivers_exactly_the_matching_ev
 		got[body.ID] = body.ReplayOf
 	}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
-		t.Errorf("replayed event id → replayOf: got %v, want %v (the approval.* events of the range, original ids)", got, want)
+		t.Errorf("replayed event id → replayOf: got %v, want %v (the review.* events of the range, original ids)", got, want)
 	}
 	for _, k := range []string{`"msg":"replay started"`, `"msg":"replay finished"`} {
 		if !strings.Contains(sc.Logs(), k) || !strings.Contains(sc.Logs(), `"replay_id":"`+id+`"`) {
@@ -185,7 +185,7 @@ func TestReplay_to_a_target_group_reaches_only_that_group(t *testing.T) {
 	asc := startSidecar(t, rdb, audit, "--group", "audit", "--admin-token", adminToken)
 	start := time.Now().Add(-time.Second)
 	var published []string
-	for _, typ := range []string{"approval.requested", "approval.granted", "user.joined"} {
+	for _, typ := range []string{"review.requested", "review.granted", "member.joined"} {
 		published = append(published, publish(t, bsc, eventBody(typ, "acme")).Body["id"].(string))
 	}
 	for _, app := range []*apptest.App{billing, audit} {
@@ -309,11 +309,11 @@ func TestReplay_rejects_bad_requests_naming_the_field(t *testing.T) {
 		{"missing tenant", `{"from":"2026-11-26T10:00:00Z","to":"2026-11-26T11:00:00Z"}`, "missing_field", "tenantId"},
 		{"unknown tenant", replayBody("globex", from, to), "invalid_field", "tenantId"},
 		{"bad tenant id", replayBody("ac}me", from, to), "invalid_field", "tenantId"},
-		{"bad pattern", replayBody("acme", from, to, "types", `["approval.*","Approval.Granted"]`), "invalid_field", "types"},
-		{"types not a list", replayBody("acme", from, to, "types", `"approval.*"`), "invalid_field", "types"},
+		{"bad pattern", replayBody("acme", from, to, "types", `["review.*","Approval.Granted"]`), "invalid_field", "types"},
+		{"types not a list", replayBody("acme", from, to, "types", `"review.*"`), "invalid_field", "types"},
 		{"bad group name", replayBody("acme", from, to, "group", `"bill ing"`), "invalid_field", "group"},
 		{"unknown group", replayBody("acme", from, to, "group", `"biling"`), "invalid_field", "group"},
-		{"unknown field", replayBody("acme", from, to, "type", `"approval.*"`), "unknown_field", "type"},
+		{"unknown field", replayBody("acme", from, to, "type", `"review.*"`), "unknown_field", "type"},
 		{"not JSON", `{"tenantId":"acme",`, "invalid_json", ""},
 	}
 	for _, tt := range tests {

@@ -137,7 +137,7 @@ func TestRetry_an_app_answering_400_dead_letters_after_one_attempt_with_the_reas
 	})
 	sc := startSidecar(t, rdb, app, scaled...)
 	c := rdb.Client(t)
-	publish(t, sc, eventBody("approval.granted", "acme"))
+	publish(t, sc, eventBody("review.granted", "acme"))
 	eventually(t, 5*time.Second, "a dead letter", func() bool {
 		n, _ := c.XLen(t.Context(), "hyvve:dlq:{acme}").Result()
 		return n == 1

@@ -53,7 +53,7 @@ func TestTracingConfig_collector_down_costs_spans_not_publishes(t *testing.T) {
 		Args: []string{"--redis-url", rdb.URL(), "--tenant", "acme"},
 	})
 	for i := 0; i < 3; i++ {
-		resp, err := sc.Client().Post(sc.URL()+"/v1/events", "application/json", strings.NewReader(`{"type":"approval.requested"}`))
+		resp, err := sc.Client().Post(sc.URL()+"/v1/events", "application/json", strings.NewReader(`{"type":"review.requested"}`))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -202,11 +202,11 @@ type appB struct {
 func (a *appB) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Path == "/hyvve/subscriptions" {
 		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write([]byte(`[{"pattern":"approval.*","path":"/events/approval"}]`))
+		_, _ = w.Write([]byte(`[{"pattern":"review.*","path":"/events/approval"}]`))
 		return
 	}
 	ctx := propagation.TraceContext{}.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
-	_, span := a.tracer.Start(ctx, "app-b handle approval.requested", trace.WithSpanKind(trace.SpanKindServer),
+	_, span := a.tracer.Start(ctx, "app-b handle review.requested", trace.WithSpanKind(trace.SpanKindServer),
 		trace.WithAttributes(attribute.String("hyvve.event_id", r.Header.Get("X-Event-Id")),
 			attribute.String("hyvve.delivery.attempt", r.Header.Get("X-Delivery-Attempt"))))
 	defer span.End()
@@ -364,7 +364,7 @@ func TestTracing_one_trace_from_app_A_through_both_sidecars_to_app_B(t *testing.
 	traceID := span.SpanContext().TraceID().String()
 	appASpan := span.SpanContext().SpanID().String()
 	req, _ := http.NewRequestWithContext(ctx, "POST", sidecarA.URL()+"/v1/events",
-		strings.NewReader(`{"type":"approval.requested","data":{"approvalId":"a-1"}}`))
+		strings.NewReader(`{"type":"review.requested","data":{"approvalId":"a-1"}}`))
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("X-Correlation-Id", "corr-trace-1")
 	propagation.TraceContext{}.Inject(ctx, propagation.HeaderCarrier(req.Header))

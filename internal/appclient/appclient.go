@@ -88,6 +88,7 @@ type Delivery struct {
 	Attempt       int    // X-Delivery-Attempt, sent as is: 1 for the first attempt
 	Replay        bool   // X-Replay: true
 	Body          []byte // the event JSON; must not change until Push returns
+	ContentType   string // of Body; empty means application/json
 }
 
 // Result is the app's answer to a push. Body holds at most the first
@@ -228,7 +229,11 @@ func (c *Client) Push(ctx context.Context, d *Delivery) (Result, error) {
 
 	c.prepare(req, fasthttp.MethodPost, d.Path)
 	h := &req.Header
-	h.SetContentType("application/json")
+	if d.ContentType != "" {
+		h.SetContentType(d.ContentType)
+	} else {
+		h.SetContentType("application/json")
+	}
 	setIfNotEmpty(h, "X-Event-Id", d.EventID)
 	setIfNotEmpty(h, "X-Event-Type", d.EventType)
 	setIfNotEmpty(h, "X-Tenant-Id", d.TenantID)

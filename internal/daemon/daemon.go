@@ -26,6 +26,7 @@ import (
 	"github.com/hyvve/sidecar/internal/redisstore"
 	"github.com/hyvve/sidecar/internal/relay"
 	"github.com/hyvve/sidecar/internal/retry"
+	"github.com/hyvve/sidecar/internal/schema"
 )
 
 // Daemon is one running sidecar. Create it with New, run it with Run.
@@ -118,12 +119,20 @@ func New(cfg *config.Config, version string, log *slog.Logger, opts ...Option) (
 			Retry:        policy,
 			DrainTimeout: cfg.ShutdownTimeout,
 			Tracer:       d.tracer,
+			CloudEvents:  cfg.PushFormat == "cloudevents",
 		}, d.store, d.app, d.metrics, log)
 		if err != nil {
 			d.app.Close()
 			d.store.Close()
 			return nil, err
 		}
+	}
+
+	// The core events' schemas are embedded in the binary and compiled once.
+	schemas, err := schema.New()
+	if err != nil {
+		d.closeClients()
+		return nil, fmt.Errorf("core event schemas: %w", err)
 	}
 
 	// The admin token is kept apart from cfg: cfg.Redacted is logged, and a
@@ -144,6 +153,8 @@ func New(cfg *config.Config, version string, log *slog.Logger, opts ...Option) (
 		AdminToken:    adminToken,
 		DeadLetters:   d.store,
 		Replays:       d.replays,
+		Schemas:       schemas,
+		StrictTypes:   cfg.StrictTypes,
 		Metrics:       d.metrics,
 		Logger:        log,
 	}, localapi.TracedPublisher(d.store, d.tracer))

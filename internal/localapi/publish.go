@@ -18,7 +18,27 @@ import (
 
 	"github.com/hyvve/sidecar/internal/event"
 	"github.com/hyvve/sidecar/internal/relay"
+	"github.com/hyvve/sidecar/internal/schema"
 	"github.com/hyvve/sidecar/internal/tracing"
+)
+
+// Schemas validates event data against the JSON Schemas of the core platform
+// events. *schema.Validator implements it.
+type Schemas interface {
+	// Validate returns nil, or a *schema.Error naming the first failing field,
+	// for a core type; nil for any other type.
+	Validate(eventType string, data []byte) error
+	// Known reports whether the type has a schema.
+	Known(eventType string) bool
+}
+
+// bodyFormat is how a published event is encoded.
+type bodyFormat int
+
+const (
+	formatNative           bodyFormat = iota // application/json: the HYVVE event
+	formatCloudEvent                         // application/cloudevents+json: structured CloudEvent
+	formatCloudEventBinary                   // ce-* headers, body = data
 )
 
 // apiError is an error with the status and SPEC error body it maps to.
@@ -36,9 +56,12 @@ func (e *apiError) Error() string { return e.Message }
 func errorFor(err error) *apiError {
 	var ae *apiError
 	var ee *event.Error
+	var se *schema.Error
 	switch {
 	case errors.As(err, &ae):
 		return ae
+	case errors.As(err, &se):
+		return &apiError{Status: fasthttp.StatusUnprocessableEntity, Code: "schema_violation", Field: se.Pointer, Message: se.Message}
 	case errors.As(err, &ee):
 		return &apiError{Status: fasthttp.StatusBadRequest, Code: ee.Code, Field: ee.Field, Message: ee.Message}
 	case errors.Is(err, relay.ErrUnavailable):
@@ -49,7 +72,8 @@ func errorFor(err error) *apiError {
 }
 
 func (s *Server) handlePublish(ctx *fasthttp.RequestCtx) {
-	if !s.jsonBody(ctx) {
+	format, ok := s.publishFormat(ctx)
+	if !ok {
 		return
 	}
 	body := ctx.PostBody()
@@ -64,7 +88,7 @@ func (s *Server) handlePublish(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	req := relay.PublishRequest{IdempotencyKey: key}
-	if req.Event, err = s.prepare(ctx, body); err != nil {
+	if req.Event, err = s.prepare(ctx, body, format); err != nil {
 		s.reject(ctx, err)
 		return
 	}
@@ -124,7 +148,7 @@ func (s *Server) handleBatch(ctx *fasthttp.RequestCtx) {
 				Message: fmt.Sprintf("event is %d bytes; the limit is %d (--max-event-bytes)", len(raw), s.o.MaxEventBytes)}
 			continue
 		}
-		ev, err := s.prepare(ctx, raw)
+		ev, err := s.prepare(ctx, raw, formatNative)
 		if err != nil {
 			errs[i] = errorFor(err)
 			continue
@@ -176,10 +200,34 @@ func (s *Server) handleBatch(ctx *fasthttp.RequestCtx) {
 	ctx.SetBody(out)
 }
 
-// prepare decodes one event, fills what the sidecar supplies and validates it.
-// The event it returns shares no memory with the request.
-func (s *Server) prepare(ctx *fasthttp.RequestCtx, raw []byte) (*event.Event, error) {
-	ev, err := event.Decode(raw)
+// prepare decodes one event, fills what the sidecar supplies and validates it:
+// the rules of SPEC §1, then the JSON Schema of a core event (§6). The event
+// it returns shares no memory with the request.
+func (s *Server) prepare(ctx *fasthttp.RequestCtx, raw []byte, format bodyFormat) (*event.Event, error) {
+	ev, err := s.check(ctx, raw, format)
+	if err != nil && format != formatNative {
+		// A CloudEvent's errors name its attributes: "time", not "timestamp".
+		var ee *event.Error
+		if errors.As(err, &ee) {
+			mapped := *ee
+			mapped.Field = event.CloudEventAttribute(ee.Field)
+			return nil, &mapped
+		}
+	}
+	return ev, err
+}
+
+func (s *Server) check(ctx *fasthttp.RequestCtx, raw []byte, format bodyFormat) (*event.Event, error) {
+	var ev *event.Event
+	var err error
+	switch format {
+	case formatCloudEvent:
+		ev, err = event.DecodeCloudEvent(raw)
+	case formatCloudEventBinary:
+		ev, err = event.DecodeCloudEventBinary(func(name string) string { return string(ctx.Request.Header.Peek(name)) }, raw)
+	default:
+		ev, err = event.Decode(raw)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -196,6 +244,15 @@ func (s *Server) prepare(ctx *fasthttp.RequestCtx, raw []byte) (*event.Event, er
 	})
 	if err := ev.Validate(); err != nil {
 		return nil, err
+	}
+	if s.o.Schemas != nil {
+		if s.o.StrictTypes && !s.o.Schemas.Known(ev.Type) {
+			return nil, &apiError{Status: fasthttp.StatusUnprocessableEntity, Code: "unknown_type", Field: "type",
+				Message: fmt.Sprintf("type %q has no schema and this sidecar runs with --strict-types", ev.Type)}
+		}
+		if err := s.o.Schemas.Validate(ev.Type, ev.Data); err != nil {
+			return nil, err
+		}
 	}
 	if s.tenants != nil {
 		if _, ok := s.tenants[ev.TenantID]; !ok {
@@ -341,6 +398,20 @@ func (p *tracedPublisher) Publish(ctx context.Context, reqs []relay.PublishReque
 	}
 }
 
+// publishFormat tells how a single publish is encoded: binary CloudEvent
+// (a ce-specversion header), structured CloudEvent, or the native event; it
+// answers 415 for anything else.
+func (s *Server) publishFormat(ctx *fasthttp.RequestCtx) (bodyFormat, bool) {
+	if len(ctx.Request.Header.Peek("ce-specversion")) > 0 {
+		return formatCloudEventBinary, true
+	}
+	ct := string(ctx.Request.Header.ContentType())
+	if mt, _, err := mime.ParseMediaType(ct); err == nil && mt == event.CloudEventsMediaType {
+		return formatCloudEvent, true
+	}
+	return formatNative, s.jsonBody(ctx)
+}
+
 // jsonBody answers 415 unless the request says its body is JSON.
 func (s *Server) jsonBody(ctx *fasthttp.RequestCtx) bool {
 	ct := string(ctx.Request.Header.ContentType())
@@ -349,7 +420,7 @@ func (s *Server) jsonBody(ctx *fasthttp.RequestCtx) bool {
 		return true
 	}
 	s.reject(ctx, &apiError{Status: fasthttp.StatusUnsupportedMediaType, Code: "unsupported_media_type", Field: "Content-Type",
-		Message: fmt.Sprintf("Content-Type must be application/json, got %q (with curl, add -H 'Content-Type: application/json')", ct)})
+		Message: fmt.Sprintf("Content-Type must be application/json (or, for one event, application/cloudevents+json), got %q (with curl, add -H 'Content-Type: application/json')", ct)})
 	return false
 }
 

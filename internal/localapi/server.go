@@ -59,6 +59,11 @@ type Options struct {
 	// Replays serves /v1/admin/replays; nil = those routes answer 404.
 	Replays Replays
 
+	// Schemas validates the data of core platform events (nil = no schema
+	// check); with StrictTypes, types it does not know are refused.
+	Schemas     Schemas
+	StrictTypes bool
+
 	Metrics *metrics.Metrics
 	Logger  *slog.Logger
 }

@@ -16,6 +16,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/hyvve/sidecar/internal/appclient"
+	"github.com/hyvve/sidecar/internal/event"
 	"github.com/hyvve/sidecar/internal/metrics"
 	"github.com/hyvve/sidecar/internal/retry"
 	"github.com/hyvve/sidecar/internal/subscription"
@@ -39,6 +40,9 @@ type DispatcherConfig struct {
 	Concurrency int
 	// Retry is the retry schedule; its state lives in the broker.
 	Retry retry.Policy
+	// CloudEvents makes pushes structured CloudEvents 1.0
+	// (--push-format cloudevents) instead of the native event JSON.
+	CloudEvents bool
 	// RefreshInterval is how often the app's subscriptions are fetched again
 	// (default 30 s); LoadRetry how often a failed first load is retried
 	// (default 1 s).
@@ -302,7 +306,11 @@ func (d *Dispatcher) deliver(ctx context.Context, m *Message) {
 		traceParent, traceState = tracing.Headers(span.SpanContext())
 	}
 
-	body := ev.AppendJSON(make([]byte, 0, 256+len(ev.Data)))
+	buf := make([]byte, 0, 384+len(ev.Data))
+	body, contentType := ev.AppendJSON(buf), ""
+	if d.cfg.CloudEvents {
+		body, contentType = ev.AppendCloudEvent(buf), event.CloudEventsMediaType
+	}
 	dl := appclient.Delivery{
 		Path:          sub.Path,
 		EventID:       ev.ID,
@@ -314,6 +322,7 @@ func (d *Dispatcher) deliver(ctx context.Context, m *Message) {
 		Attempt:       m.Attempt,
 		Replay:        ev.Replay,
 		Body:          body,
+		ContentType:   contentType,
 	}
 	d.metrics.InFlight.Inc()
 	start := time.Now()
