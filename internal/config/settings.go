@@ -56,9 +56,10 @@ func allSettings() []setting {
 			func(c *Config) *string { return &c.Socket }),
 		{
 			name: "redis-url", kind: kindURL, arg: "URL",
-			defDoc: "none (the embedded store in --data-dir)",
+			defDoc: "none (required until the embedded store lands)",
 			help: "Redis to relay events through, redis://[user:password@]host[:port][/db] or rediss:// for TLS " +
-				"(managed Redis such as Upstash); empty runs the embedded single-node store instead.",
+				"(managed Redis such as Upstash). Required for now: the embedded single-node store that will run " +
+				"without it is not built yet.",
 			parse: func(c *Config, s string) error { c.RedisURL = s; return nil },
 			show:  func(c *Config) any { return displayURL(c.RedisURL) },
 		},
@@ -76,7 +77,7 @@ func allSettings() []setting {
 			show: func(c *Config) any { return c.RedisCluster },
 		},
 		stringSetting("data-dir", "DIR", "./hyvve-data",
-			"Directory of the embedded store, used when --redis-url is empty.",
+			"Directory of the embedded store (not built yet; unused today).",
 			func(c *Config) *string { return &c.DataDir }),
 		stringSetting("app-url", "URL", "",
 			"Where events are pushed to the app: http://host:port or unix:///path/to.sock; "+

@@ -7,6 +7,8 @@
 //	<prefix>:dlq:{<tenant>}      the tenant's dead letters
 //	<prefix>:retry:{<tenant>}    hash "<group> <entry id>" → retry state of a failed push
 //	<prefix>:idem:{<tenant>}:<k> idempotency record of a publish, 24 h
+//	<prefix>:replay:<id>         progress of a replay job (hash)
+//	<prefix>:replays             replay jobs by start time (sorted set)
 //
 // A Store is safe for concurrent use. Publish needs Run to be running: Run owns
 // the goroutines that coalesce concurrent publishes into pipelined round trips
