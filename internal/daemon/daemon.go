@@ -16,6 +16,7 @@ import (
 	"net/url"
 	"os"
 	"sync"
+	"time"
 
 	"go.opentelemetry.io/otel/trace"
 
@@ -36,6 +37,7 @@ type Daemon struct {
 	metrics *metrics.Metrics
 	store   *redisstore.Store
 	replays *redisstore.Replayer
+	rates   *metrics.Rates
 	api     *localapi.Server
 	app     *appclient.Client // nil for a publish-only sidecar
 	disp    *relay.Dispatcher // nil for a publish-only sidecar
@@ -64,6 +66,7 @@ func New(cfg *config.Config, version string, log *slog.Logger, opts ...Option) (
 		return nil, errors.New("--redis-cluster: Redis Cluster is not supported yet; use a single Redis or a primary with replicas")
 	}
 	d := &Daemon{cfg: cfg, log: log, metrics: metrics.New()}
+	d.rates = d.metrics.NewRates()
 	for _, o := range opts {
 		o(d)
 	}
@@ -153,6 +156,8 @@ func New(cfg *config.Config, version string, log *slog.Logger, opts ...Option) (
 		AdminToken:    adminToken,
 		DeadLetters:   d.store,
 		Replays:       d.replays,
+		Stats:         brokerStats{d.store},
+		Rates:         d.rates,
 		Schemas:       schemas,
 		StrictTypes:   cfg.StrictTypes,
 		Metrics:       d.metrics,
@@ -190,6 +195,36 @@ func dashboardURL(addr, token string) string {
 		}
 	}
 	return "http://" + addr + "/admin/?token=" + url.QueryEscape(token)
+}
+
+// brokerStats serves the admin stats from the store, converting its types
+// to the local API's.
+type brokerStats struct{ s *redisstore.Store }
+
+func (b brokerStats) BrokerStats(ctx context.Context, limit int, cursor string) (localapi.BrokerStats, error) {
+	st, err := b.s.Stats(ctx, redisstore.StatsQuery{Limit: limit, Cursor: cursor}, time.Now())
+	if err != nil {
+		return localapi.BrokerStats{}, err
+	}
+	out := localapi.BrokerStats{
+		Tenants:            make([]localapi.TenantStats, len(st.Tenants)),
+		TenantCount:        st.TenantCount,
+		NextCursor:         st.NextCursor,
+		PublishedPerMinute: make([]localapi.MinuteCount, len(st.PublishedPerMinute)),
+	}
+	for i, t := range st.Tenants {
+		lt := localapi.TenantStats{Tenant: t.Tenant, StreamLength: t.StreamLength, DLQLength: t.DLQLength,
+			Groups: make([]localapi.GroupStats, len(t.Groups))}
+		for j, g := range t.Groups {
+			lt.Groups[j] = localapi.GroupStats{Group: g.Name, Consumers: g.Consumers, Pending: g.Pending,
+				Lag: g.Lag, LagEstimated: g.LagEstimated, LastDeliveredID: g.LastDeliveredID}
+		}
+		out.Tenants[i] = lt
+	}
+	for i, m := range st.PublishedPerMinute {
+		out.PublishedPerMinute[i] = localapi.MinuteCount{Minute: m.Start.UTC(), Count: m.Count}
+	}
+	return out, nil
 }
 
 // consumerName is unique per process: a restarted sidecar is a new consumer,
@@ -241,12 +276,16 @@ func (d *Daemon) Run(ctx context.Context) error {
 			errc <- fmt.Errorf("store: %w", err)
 		}
 	}()
-	apiWG.Add(1)
+	apiWG.Add(2)
 	go func() {
 		defer apiWG.Done()
 		if err := d.api.Run(apiCtx); err != nil {
 			errc <- err
 		}
+	}()
+	go func() {
+		defer apiWG.Done()
+		_ = d.rates.Run(apiCtx) // returns nil when apiCtx ends
 	}()
 	dispWG.Add(1)
 	go func() {

@@ -37,7 +37,7 @@ const (
 )
 
 // handleAdmin serves /v1/admin/…: the admin token first, then the route. New
-// admin areas (stats) are one more case of the switch.
+// admin areas are one more case of the switch.
 func (s *Server) handleAdmin(ctx *fasthttp.RequestCtx) {
 	if !s.adminAuthorized(ctx) {
 		return
@@ -49,6 +49,10 @@ func (s *Server) handleAdmin(ctx *fasthttp.RequestCtx) {
 		s.handleDLQ(ctx, rest)
 	case area == "replays" && s.o.Replays != nil:
 		s.handleReplays(ctx, rest)
+	case area == "stats" && rest == "" && s.o.Stats != nil:
+		if s.allow(ctx, "GET") {
+			s.handleStats(ctx)
+		}
 	default:
 		s.adminNotFound(ctx)
 	}

@@ -1,7 +1,8 @@
 // Package localapi owns the HTTP API an app uses to talk to its sidecar
 // (SPEC §2): publishing events, health, readiness and metrics, and the admin
-// API behind its own token (SPEC §7: dead letters, replays), served with
-// fasthttp on a TCP address and optionally a Unix socket.
+// API behind its own token (SPEC §7: stats, dead letters, replays) and the
+// dashboard page that calls it, served with fasthttp on a TCP address and
+// optionally a Unix socket.
 //
 // It knows nothing of the broker: it hands validated events to a Publisher
 // and maps the errors it gets back to statuses in one place (errorFor).
@@ -58,6 +59,10 @@ type Options struct {
 	DeadLetters DeadLetters
 	// Replays serves /v1/admin/replays; nil = those routes answer 404.
 	Replays Replays
+	// Stats serves /v1/admin/stats, with this sidecar's own throughput from
+	// Rates (nil = zeros); nil Stats = the route answers 404.
+	Stats Stats
+	Rates *metrics.Rates
 
 	// Schemas validates the data of core platform events (nil = no schema
 	// check); with StrictTypes, types it does not know are refused.
@@ -248,6 +253,10 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	default:
 		if string(path) == "/v1/admin" || strings.HasPrefix(string(path), adminPrefix) {
 			s.handleAdmin(ctx)
+			return
+		}
+		if string(path) == "/admin" || strings.HasPrefix(string(path), dashboardPrefix) {
+			s.handleDashboard(ctx)
 			return
 		}
 		if len(path) >= 4 && string(path[:4]) == "/v1/" && !s.authorized(ctx) {

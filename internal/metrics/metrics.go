@@ -3,7 +3,13 @@
 // the parts that count things.
 package metrics
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
 
 // Metrics holds every collector the sidecar exports. All fields are safe for
 // concurrent use.
@@ -77,4 +83,166 @@ func New() *Metrics {
 	reg.MustRegister(m.Published, m.PublishDuration, m.Deliveries, m.DeliveryDuration, m.Retries, m.DeadLetters, m.InFlight, m.BrokerErrors,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m
+}
+
+// Rates keeps this sidecar's recent throughput for the admin stats (SPEC §7):
+// once a second Run samples the running totals of published, delivered and
+// failed pushes into a ring of one hour of per-second samples, from which
+// Snapshot derives rates and per-minute counts. It reads the Prometheus
+// collectors, so the publish and delivery paths need nothing more than the
+// counters they already increment. Safe for concurrent use.
+type Rates struct {
+	src *prometheus.Registry // only the counters sampled
+
+	// mu guards ring and n (the samples written so far).
+	mu   sync.Mutex
+	ring [rateRingSize]RateSample
+	n    int
+}
+
+// rateRingSize holds one hour of per-second samples and one more, so that
+// sixty whole minutes have both ends.
+const rateRingSize = 3601
+
+// RateSample is the running totals at one moment.
+type RateSample struct {
+	At        time.Time
+	Published float64 // publish result "ok"
+	Delivered float64 // push outcome "ok"
+	Failed    float64 // push outcomes "app_error" and "unreachable"
+}
+
+// RateSnapshot is what Snapshot derives from the samples.
+type RateSnapshot struct {
+	// Per second over the last minute (or over the time sampled so far when
+	// the sidecar started less than a minute ago).
+	PublishedPerSec, DeliveredPerSec, FailedPerSec float64
+	// Window is the time the rates are computed over; zero before two samples.
+	Window time.Duration
+	// Minutes is the last 60 whole minutes, oldest first, as far as sampled.
+	Minutes []RateMinute
+}
+
+// RateMinute counts what this sidecar did in the minute starting at Start.
+type RateMinute struct {
+	Start                        time.Time
+	Published, Delivered, Failed int64
+}
+
+// NewRates returns a Rates reading m's counters; call Run to sample.
+func (m *Metrics) NewRates() *Rates {
+	src := prometheus.NewRegistry()
+	// A collector may belong to several registries: this one is read by
+	// Sample only, never exported.
+	src.MustRegister(m.Published, m.Deliveries)
+	return &Rates{src: src}
+}
+
+// Run samples once a second until ctx ends; it returns nil.
+func (r *Rates) Run(ctx context.Context) error {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	r.Sample(time.Now())
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case now := <-t.C:
+			r.Sample(now)
+		}
+	}
+}
+
+// Sample records the current totals at now. Run calls it; tests may call it
+// directly with their own clock.
+func (r *Rates) Sample(now time.Time) {
+	s := RateSample{At: now}
+	mfs, err := r.src.Gather()
+	if err != nil {
+		return // cannot happen for plain counters; a skipped sample only widens the window
+	}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			v := m.GetCounter().GetValue()
+			label := ""
+			for _, l := range m.GetLabel() {
+				label = l.GetValue()
+			}
+			switch mf.GetName() {
+			case "hyvve_published_total":
+				if label == "ok" {
+					s.Published += v
+				}
+			case "hyvve_deliveries_total":
+				switch label {
+				case "ok":
+					s.Delivered += v
+				case "app_error", "unreachable":
+					s.Failed += v
+				}
+			}
+		}
+	}
+	r.mu.Lock()
+	r.ring[r.n%rateRingSize] = s
+	r.n++
+	r.mu.Unlock()
+}
+
+// Snapshot derives the rates and the per-minute counts from the samples.
+func (r *Rates) Snapshot() RateSnapshot {
+	r.mu.Lock()
+	n := min(r.n, rateRingSize)
+	samples := make([]RateSample, n) // oldest first
+	for i := range n {
+		samples[i] = r.ring[(r.n-n+i)%rateRingSize]
+	}
+	r.mu.Unlock()
+	var out RateSnapshot
+	if n < 2 {
+		return out
+	}
+	last := samples[n-1]
+	// The rate window: the newest sample at least a minute older than the
+	// last one, or the oldest sample there is.
+	first := samples[0]
+	for i := n - 2; i >= 0; i-- {
+		if last.At.Sub(samples[i].At) >= time.Minute {
+			first = samples[i]
+			break
+		}
+	}
+	if w := last.At.Sub(first.At); w > 0 {
+		sec := w.Seconds()
+		out.Window = w
+		out.PublishedPerSec = (last.Published - first.Published) / sec
+		out.DeliveredPerSec = (last.Delivered - first.Delivered) / sec
+		out.FailedPerSec = (last.Failed - first.Failed) / sec
+	}
+	// Per minute: the difference between the first samples of consecutive
+	// minutes; the current minute counts up to the last sample. The first and
+	// the current minute may be partial.
+	var starts []int // index of the first sample of each minute seen
+	for i := range samples {
+		if i == 0 || samples[i].At.Truncate(time.Minute).After(samples[i-1].At.Truncate(time.Minute)) {
+			starts = append(starts, i)
+		}
+	}
+	for k, i := range starts {
+		end := last
+		if k+1 < len(starts) {
+			end = samples[starts[k+1]]
+		}
+		a := samples[i]
+		out.Minutes = append(out.Minutes, RateMinute{
+			Start:     a.At.Truncate(time.Minute),
+			Published: int64(end.Published - a.Published),
+			Delivered: int64(end.Delivered - a.Delivered),
+			Failed:    int64(end.Failed - a.Failed),
+		})
+	}
+	if len(out.Minutes) > 60 {
+		out.Minutes = out.Minutes[len(out.Minutes)-60:]
+	}
+	return out
 }
