@@ -36,6 +36,14 @@ func (s *Store) Publish(ctx context.Context, reqs []relay.PublishRequest, res []
 			res[i] = relay.PublishResult{Err: err}
 		}
 	}
+	// After Run has ended nothing takes jobs any more: fail at once rather
+	// than race the send below against closed.
+	select {
+	case <-s.closed:
+		fail(fmt.Errorf("%w: sidecar shutting down", relay.ErrUnavailable))
+		return
+	default:
+	}
 	select {
 	case s.jobs <- j:
 	case <-s.closed:

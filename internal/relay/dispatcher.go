@@ -70,7 +70,19 @@ type Dispatcher struct {
 
 	router  atomic.Pointer[subscription.Router]
 	loadErr atomic.Pointer[error] // last failed load before the first success
+
+	// acks, set by readLoop before its first delivery, queues acknowledgements
+	// for ackLoop; nil (deliver called outside readLoop) acks synchronously.
+	acks chan *Message
 }
+
+const (
+	// ackQueue bounds the acknowledgements waiting for ackLoop. Each holds
+	// only the entry's identity (no event), so the bound is a few tens of KB.
+	ackQueue = 1024
+	// maxAckBatch bounds the XACKs sent in one pipeline.
+	maxAckBatch = 256
+)
 
 // NewDispatcher returns a Dispatcher; it validates the static subscriptions.
 func NewDispatcher(cfg DispatcherConfig, sub Inbox, app App, m *metrics.Metrics, log *slog.Logger) (*Dispatcher, error) {
@@ -203,6 +215,16 @@ func (d *Dispatcher) readLoop(ctx context.Context) {
 
 	slots := make(chan struct{}, d.cfg.Concurrency)
 	var inflight sync.WaitGroup
+	// A push's slot is released as soon as the app has answered; its XACK
+	// joins those of concurrent deliveries in ackLoop's next pipeline. An
+	// entry whose ack is lost (crash, Redis error) stays pending and is
+	// delivered again: at-least-once holds.
+	d.acks = make(chan *Message, ackQueue)
+	acked := make(chan struct{})
+	go func() {
+		defer close(acked)
+		d.ackLoop(ctx, d.acks)
+	}()
 	backoff := newBackoff(50*time.Millisecond, 2*time.Second)
 
 	for ctx.Err() == nil {
@@ -256,6 +278,42 @@ func (d *Dispatcher) readLoop(ctx context.Context) {
 			"group", d.cfg.Group, "drain_timeout", d.cfg.DrainTimeout.String())
 		cancelPushes()
 		<-done
+	}
+	// Every delivery has queued its ack: flush them before returning.
+	close(d.acks)
+	<-acked
+}
+
+// ackLoop acknowledges queued messages until acks is closed and drained: it
+// takes one, then every other one already queued (up to maxAckBatch), and
+// sends them in one pipeline. At low load an ack costs one round trip with
+// no added delay; under load concurrent deliveries share round trips.
+func (d *Dispatcher) ackLoop(ctx context.Context, acks <-chan *Message) {
+	batch := make([]*Message, 0, maxAckBatch)
+	for m := range acks {
+		batch = append(batch[:0], m)
+	more:
+		for len(batch) < maxAckBatch {
+			select {
+			case m, ok := <-acks:
+				if !ok {
+					break more
+				}
+				batch = append(batch, m)
+			default:
+				break more
+			}
+		}
+		// Bookkeeping in the broker must happen even during shutdown.
+		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		err := d.sub.Ack(actx, batch...)
+		cancel()
+		if err != nil {
+			// The entries stay pending and will be delivered again.
+			d.metrics.BrokerErrors.WithLabelValues("ack").Inc()
+			d.log.Warn("ack failed; the events will be delivered again",
+				append(d.msgAttrs(actx, batch[0], "", 0, err), "events", len(batch))...)
+		}
 	}
 }
 
@@ -473,7 +531,14 @@ func (d *Dispatcher) route(typ string) (subscription.Subscription, bool) {
 	return r.Route(typ)
 }
 
+// ack acknowledges m: through ackLoop when readLoop runs (blocking only
+// while the bounded queue is full), else at once.
 func (d *Dispatcher) ack(ctx context.Context, m *Message) {
+	if d.acks != nil {
+		// Only what Ack needs: the event's data is not held in the queue.
+		d.acks <- &Message{Tenant: m.Tenant, Stream: m.Stream, StreamID: m.StreamID, Attempt: m.Attempt}
+		return
+	}
 	if err := d.sub.Ack(ctx, m); err != nil {
 		// The entry stays pending and will be delivered again: at-least-once.
 		d.metrics.BrokerErrors.WithLabelValues("ack").Inc()
