@@ -143,6 +143,8 @@ func (s *Store) write(ctx context.Context, batch []*job) {
 		}
 		sadd = pipe.SAdd(wctx, s.keys.tenants(), members...)
 	}
+	// The cluster-wide published-per-minute counter: one INCRBY per pipeline.
+	s.CountPublished(wctx, pipe, now, batchEvents(batch))
 	_, _ = pipe.Exec(wctx) // per-command errors are read below
 
 	// A tenant whose registration failed must not have its events reported
