@@ -22,6 +22,7 @@ mkdir -p "$dir"
 redis-server --port "$port" --bind 127.0.0.1 --dir "$PWD/$dir" --appendonly yes \
   --daemonize yes --pidfile "$PWD/$dir/redis.pid" --logfile "$PWD/$dir/redis.log"
 trap 'kill "$(cat "$PWD/$dir/redis.pid")" 2>/dev/null || true' EXIT
+trap 'exit 143' TERM INT # so that the EXIT trap stops redis on Ctrl-C or SIGTERM too
 for _ in $(seq 50); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.1; done
 
 echo "run-local: redis-server on 127.0.0.1:$port (data in $dir); starting the sidecar on 127.0.0.1:4750" >&2
