@@ -477,14 +477,14 @@ func (e *Event) AppendCloudEvent(dst []byte) []byte {
 		len(e.ReplayID) + len(e.TargetGroup)
 	dst = slices.Grow(dst, n)
 	dst = append(dst, `{"specversion":"1.0","id":`...)
-	dst = appendString(dst, e.ID)
+	dst = AppendJSONString(dst, e.ID)
 	dst = append(dst, `,"source":`...)
-	dst = appendString(dst, e.Source)
+	dst = AppendJSONString(dst, e.Source)
 	dst = append(dst, `,"type":`...)
-	dst = appendString(dst, e.Type)
+	dst = AppendJSONString(dst, e.Type)
 	if e.Timestamp != "" {
 		dst = append(dst, `,"time":`...)
-		dst = appendString(dst, e.Timestamp)
+		dst = AppendJSONString(dst, e.Timestamp)
 	}
 	dst = append(dst, `,"datacontenttype":"application/json"`...)
 	for _, kv := range [...]struct{ k, v string }{
@@ -495,7 +495,7 @@ func (e *Event) AppendCloudEvent(dst []byte) []byte {
 	} {
 		if kv.v != "" {
 			dst = append(dst, kv.k...)
-			dst = appendString(dst, kv.v)
+			dst = AppendJSONString(dst, kv.v)
 		}
 	}
 	if e.Replay {
@@ -508,7 +508,7 @@ func (e *Event) AppendCloudEvent(dst []byte) []byte {
 	} {
 		if kv.v != "" {
 			dst = append(dst, kv.k...)
-			dst = appendString(dst, kv.v)
+			dst = AppendJSONString(dst, kv.v)
 		}
 	}
 	dst = append(dst, `,"data":`...)

@@ -22,21 +22,21 @@ func (e *Event) AppendJSON(dst []byte) []byte {
 		len(e.ReplayID) + len(e.TargetGroup)
 	dst = slices.Grow(dst, n)
 	dst = append(dst, `{"id":`...)
-	dst = appendString(dst, e.ID)
+	dst = AppendJSONString(dst, e.ID)
 	dst = append(dst, `,"type":`...)
-	dst = appendString(dst, e.Type)
+	dst = AppendJSONString(dst, e.Type)
 	dst = append(dst, `,"source":`...)
-	dst = appendString(dst, e.Source)
+	dst = AppendJSONString(dst, e.Source)
 	dst = append(dst, `,"timestamp":`...)
-	dst = appendString(dst, e.Timestamp)
+	dst = AppendJSONString(dst, e.Timestamp)
 	dst = append(dst, `,"correlationId":`...)
-	dst = appendString(dst, e.CorrelationID)
+	dst = AppendJSONString(dst, e.CorrelationID)
 	dst = append(dst, `,"tenantId":`...)
-	dst = appendString(dst, e.TenantID)
+	dst = AppendJSONString(dst, e.TenantID)
 	dst = append(dst, `,"userId":`...)
-	dst = appendString(dst, e.UserID)
+	dst = AppendJSONString(dst, e.UserID)
 	dst = append(dst, `,"version":`...)
-	dst = appendString(dst, e.Version)
+	dst = AppendJSONString(dst, e.Version)
 	dst = append(dst, `,"data":`...)
 	if len(e.Data) == 0 {
 		dst = append(dst, "{}"...)
@@ -48,21 +48,23 @@ func (e *Event) AppendJSON(dst []byte) []byte {
 	}
 	if e.ReplayOf != "" {
 		dst = append(dst, `,"replayOf":`...)
-		dst = appendString(dst, e.ReplayOf)
+		dst = AppendJSONString(dst, e.ReplayOf)
 	}
 	if e.ReplayID != "" {
 		dst = append(dst, `,"replayId":`...)
-		dst = appendString(dst, e.ReplayID)
+		dst = AppendJSONString(dst, e.ReplayID)
 	}
 	if e.TargetGroup != "" {
 		dst = append(dst, `,"targetGroup":`...)
-		dst = appendString(dst, e.TargetGroup)
+		dst = AppendJSONString(dst, e.TargetGroup)
 	}
 	return append(dst, '}')
 }
 
-// appendString appends s as a JSON string.
-func appendString(dst []byte, s string) []byte {
+// AppendJSONString appends s as a JSON string, escaped as encoding/json does
+// (except <, > and &); invalid UTF-8 becomes U+FFFD. It does not allocate
+// beyond growing dst.
+func AppendJSONString(dst []byte, s string) []byte {
 	const hex = "0123456789abcdef"
 	dst = append(dst, '"')
 	start := 0 // s[start:i] is pending, needing no escapes

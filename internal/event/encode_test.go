@@ -134,7 +134,7 @@ func TestAppendJSON_escapes_strings(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.want, func(t *testing.T) {
-			if got := string(appendString(nil, tt.in)); got != tt.want {
+			if got := string(AppendJSONString(nil, tt.in)); got != tt.want {
 				t.Errorf("got %s, want %s", got, tt.want)
 			}
 		})

@@ -180,7 +180,7 @@ func (s *Server) handleDLQList(ctx *fasthttp.RequestCtx) {
 		b = appendDeadLetter(b, &page.Items[i])
 	}
 	b = append(b, `],"nextCursor":`...)
-	b = appendString(b, page.NextCursor)
+	b = event.AppendJSONString(b, page.NextCursor)
 	b = append(b, '}')
 	ctx.SetContentType("application/json")
 	ctx.SetBody(b)
@@ -290,9 +290,9 @@ func (s *Server) adminFail(ctx *fasthttp.RequestCtx, err error) {
 // could not be decoded, failedAt null when unknown.
 func appendDeadLetter(b []byte, dl *relay.DeadLetter) []byte {
 	b = append(b, `{"tenantId":`...)
-	b = appendString(b, dl.Tenant)
+	b = event.AppendJSONString(b, dl.Tenant)
 	b = append(b, `,"id":`...)
-	b = appendString(b, dl.ID)
+	b = event.AppendJSONString(b, dl.ID)
 	b = append(b, `,"event":`...)
 	if dl.Event != nil {
 		b = dl.Event.AppendJSON(b)
@@ -300,18 +300,18 @@ func appendDeadLetter(b []byte, dl *relay.DeadLetter) []byte {
 		b = append(b, "null"...)
 	}
 	b = append(b, `,"originalStreamId":`...)
-	b = appendString(b, dl.OriginalStreamID)
+	b = event.AppendJSONString(b, dl.OriginalStreamID)
 	b = append(b, `,"group":`...)
-	b = appendString(b, dl.Group)
+	b = event.AppendJSONString(b, dl.Group)
 	b = append(b, `,"attempts":`...)
 	b = strconv.AppendInt(b, int64(dl.Attempts), 10)
 	b = append(b, `,"lastError":`...)
-	b = appendString(b, dl.LastError)
+	b = event.AppendJSONString(b, dl.LastError)
 	b = append(b, `,"failedAt":`...)
 	if dl.FailedAt.IsZero() {
 		b = append(b, "null"...)
 	} else {
-		b = appendString(b, dl.FailedAt.UTC().Format("2006-01-02T15:04:05.000Z07:00"))
+		b = event.AppendJSONString(b, dl.FailedAt.UTC().Format("2006-01-02T15:04:05.000Z07:00"))
 	}
 	return append(b, '}')
 }

@@ -242,7 +242,7 @@ func appendReplayJob(b []byte, j *relay.ReplayJob) []byte {
 		b = append(b, ',', '"')
 		b = append(b, k...)
 		b = append(b, '"', ':')
-		b = appendString(b, v)
+		b = event.AppendJSONString(b, v)
 	}
 	at := func(k string, t time.Time) {
 		if t.IsZero() {
@@ -260,7 +260,7 @@ func appendReplayJob(b []byte, j *relay.ReplayJob) []byte {
 		b = strconv.AppendInt(b, n, 10)
 	}
 	b = append(b, `{"id":`...)
-	b = appendString(b, j.ID)
+	b = event.AppendJSONString(b, j.ID)
 	str("status", j.Status)
 	str("tenantId", j.Tenant)
 	at("from", j.From)
@@ -271,7 +271,7 @@ func appendReplayJob(b []byte, j *relay.ReplayJob) []byte {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendString(b, t)
+		b = event.AppendJSONString(b, t)
 	}
 	b = append(b, ']')
 	str("group", j.Group)
