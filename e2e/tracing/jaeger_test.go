@@ -35,6 +35,7 @@ import (
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/hyvve/sidecar/internal/testutil/freeport"
 	"github.com/hyvve/sidecar/internal/testutil/redistest"
 	"github.com/hyvve/sidecar/internal/testutil/sidecartest"
 )
@@ -48,12 +49,11 @@ type jaeger struct {
 
 func freePort(t *testing.T) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := freeport.Get()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return port
 }
 
 // startJaeger runs $HYVVE_JAEGER_BIN with a config of its own: only the

@@ -25,6 +25,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/hyvve/sidecar/internal/testutil/freeport"
 )
 
 const (
@@ -92,7 +94,7 @@ func Start(t testing.TB, opts ...Options) *Server {
 	})
 
 	for attempt := 1; ; attempt++ {
-		port, err := freePort()
+		port, err := freeport.Get()
 		if err != nil {
 			t.Fatalf("redistest.Start: %v", err)
 		}
@@ -270,20 +272,6 @@ func ping(ctx context.Context, addr string) error {
 		return fmt.Errorf("PING answered %q", line)
 	}
 	return nil
-}
-
-// freePort returns a port that was free a moment ago. Another process may take it
-// before redis-server binds it; Start retries in that case.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("pick free port: %w", err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	if err := l.Close(); err != nil {
-		return 0, fmt.Errorf("pick free port: %w", err)
-	}
-	return port, nil
 }
 
 // syncBuffer is a bytes.Buffer safe for concurrent writes (from the process's output

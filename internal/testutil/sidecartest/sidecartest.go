@@ -27,6 +27,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/hyvve/sidecar/internal/testutil/freeport"
 )
 
 const (
@@ -219,7 +221,7 @@ func start(t testing.TB, bin string, o Options) *Sidecar {
 	})
 
 	for attempt := 1; ; attempt++ {
-		port, err := freePort()
+		port, err := freeport.Get()
 		if err != nil {
 			t.Fatalf("sidecartest.Start: %v", err)
 		}
@@ -511,20 +513,6 @@ func socketDir(t testing.TB) string {
 	}
 	t.Cleanup(func() { _ = os.RemoveAll(dir) })
 	return dir
-}
-
-// freePort returns a port that was free a moment ago; Start retries if the sidecar
-// then finds it taken.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("pick free port: %w", err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	if err := l.Close(); err != nil {
-		return 0, fmt.Errorf("pick free port: %w", err)
-	}
-	return port, nil
 }
 
 // logBuffer collects process output, safe for concurrent writes and reads. It keeps the
