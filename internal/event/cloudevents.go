@@ -138,7 +138,8 @@ func CloudEventAttribute(field string) string {
 
 // DecodeCloudEvent parses a structured-mode CloudEvent (Content-Type
 // application/cloudevents+json): one JSON object whose members are context
-// attributes and data, mapped as the table above says. A string attribute
+// attributes and data, mapped as the table above says. It keeps no reference
+// to body. A string attribute
 // that is null or "" counts as absent. The error is always an *Error whose
 // Field names the CloudEvents attribute, checked in this order: invalid_json
 // (malformed JSON), specversion (missing_field or invalid_field),

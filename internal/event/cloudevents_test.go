@@ -492,3 +492,30 @@ func BenchmarkDecodeCloudEvent(b *testing.B) {
 		})
 	}
 }
+
+func TestDecodeCloudEvents_keep_no_reference_to_the_body(t *testing.T) {
+	structured := []byte(`{"specversion":"1.0","id":"c-1","type":"crm.deal.won","source":"/crm","data":{"k":"v"}}`)
+	binary := []byte(`{"k":"v"}`)
+	headers := map[string]string{"ce-specversion": "1.0", "ce-id": "c-2", "ce-type": "crm.deal.won",
+		"ce-source": "/crm", "content-type": "application/json"}
+	get := func(name string) string { return headers[strings.ToLower(name)] }
+
+	s, err := DecodeCloudEvent(structured)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := DecodeCloudEventBinary(get, binary)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, buf := range [][]byte{structured, binary} {
+		for i := range buf {
+			buf[i] = 'x'
+		}
+	}
+	for name, ev := range map[string]*Event{"structured": s, "binary": b} {
+		if string(ev.Data) != `{"k":"v"}` || ev.Type != "crm.deal.won" {
+			t.Errorf("%s: after the body was overwritten got type %q data %s, want the decoded values", name, ev.Type, ev.Data)
+		}
+	}
+}
