@@ -306,3 +306,46 @@ func TestCrash_Redis_restarted_mid_stream_loses_nothing_accepted(t *testing.T) {
 		return true
 	})
 }
+
+func TestRetry_an_app_that_drops_the_connection_gets_the_event_again(t *testing.T) {
+	rdb := redistest.Start(t)
+	app := apptest.New(t, apptest.WithSubscriptions(apptest.Sub{Pattern: "**", Path: "/e"}))
+	var calls atomic.Int32
+	app.SetHandler(func(w http.ResponseWriter, r *http.Request) {
+		// The app crashes mid-request twice: no HTTP answer at all. (The push
+		// client resends once at once when a reused keep-alive connection
+		// drops, so two drops make sure one attempt fails.)
+		if calls.Add(1) <= 2 {
+			conn, _, err := http.NewResponseController(w).Hijack()
+			if err != nil {
+				t.Errorf("hijack: %v", err)
+				return
+			}
+			conn.Close()
+			return
+		}
+		w.WriteHeader(200)
+	})
+	sc := startSidecar(t, rdb, app, scaled...)
+	a := publish(t, sc, eventBody("order.paid", "acme"))
+	app.WaitFor(t, 10*time.Second, "a push answered 200", func(ps []apptest.Push) bool {
+		return len(ps) == 3 && ps[2].Status == 200
+	})
+	ps := app.Received()
+	for _, p := range ps {
+		if p.EventID != a.Body["id"] {
+			t.Errorf("push carries %s, want %s", p.EventID, a.Body["id"])
+		}
+	}
+	if last, _ := strconv.Atoi(ps[2].Header.Get("X-Delivery-Attempt")); last < 2 {
+		t.Errorf("attempts: got %v, want the answered push to be a retry (attempt ≥ 2)", attemptsOf(ps))
+	}
+	c := rdb.Client(t)
+	eventually(t, 3*time.Second, "the entry acked", func() bool {
+		pe, _ := c.XPending(t.Context(), "hyvve:events:{acme}", "hyvve-platform").Result()
+		return pe != nil && pe.Count == 0
+	})
+	if !strings.Contains(sc.Logs(), `"msg":"push failed; will retry"`) {
+		t.Errorf("the dropped connection was not logged as a failed push")
+	}
+}
