@@ -11,8 +11,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -29,6 +27,7 @@ import (
 	"time"
 
 	"github.com/hyvve/sidecar/internal/testutil/freeport"
+	"github.com/hyvve/sidecar/internal/testutil/gobuild"
 )
 
 const (
@@ -36,7 +35,6 @@ const (
 	defaultStopWait   = 10 * time.Second
 	killWait          = 10 * time.Second
 	runTimeout        = time.Minute
-	buildTimeout      = 5 * time.Minute
 	startAttempts     = 5
 	maxSockPath       = 100
 	maxLogBytes       = 64 << 20
@@ -44,93 +42,17 @@ const (
 	readyPollInterval = 25 * time.Millisecond
 )
 
-// builder holds the result of the one build per test binary. It is package-level so
-// that every test of a package shares it; it is only ever written inside once.
-type builder struct {
-	once sync.Once
-	path string
-	err  error
-}
-
-var sidecarBuild builder
-
 // Build compiles ./cmd/sidecar of the module containing the working directory, once per
-// test binary, and returns the binary's path; with HYVVE_TEST_RACE=1 it builds with
-// -race. The binary lives in a directory under os.TempDir() named after the module root,
-// so repeated runs reuse one file instead of leaking one per run; it is replaced
-// atomically, so concurrent test binaries never see a partial file. On failure every
-// caller fails with the compiler's output. Safe for concurrent use.
+// test binary (see gobuild.Binary), and returns the binary's path; with
+// HYVVE_TEST_RACE=1 it builds with -race. On failure every caller fails with the
+// compiler's output. Safe for concurrent use.
 func Build(t testing.TB) string {
 	t.Helper()
-	sidecarBuild.once.Do(func() {
-		sidecarBuild.path, sidecarBuild.err = build(os.Getenv("HYVVE_TEST_RACE") == "1")
-	})
-	if sidecarBuild.err != nil {
-		t.Fatalf("sidecartest.Build: %v", sidecarBuild.err)
-	}
-	return sidecarBuild.path
-}
-
-func build(race bool) (string, error) {
-	wd, err := os.Getwd()
+	bin, err := gobuild.Binary("./cmd/sidecar", "sidecar", os.Getenv("HYVVE_TEST_RACE") == "1")
 	if err != nil {
-		return "", fmt.Errorf("working directory: %w", err)
+		t.Fatalf("sidecartest.Build: %v", err)
 	}
-	root, err := moduleRoot(wd)
-	if err != nil {
-		return "", err
-	}
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		return "", fmt.Errorf("find go command: %w", err)
-	}
-	key := sha256.Sum256([]byte(fmt.Sprintf("%s race=%v", root, race)))
-	dir := filepath.Join(os.TempDir(), "hyvve-sidecartest-"+hex.EncodeToString(key[:6]))
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", fmt.Errorf("binary dir: %w", err)
-	}
-	tmp, err := os.CreateTemp(dir, "sidecar-*.tmp")
-	if err != nil {
-		return "", fmt.Errorf("binary file: %w", err)
-	}
-	_ = tmp.Close()
-	defer os.Remove(tmp.Name()) // no-op after the rename
-
-	args := []string{"build", "-o", tmp.Name()}
-	if race {
-		args = append(args, "-race")
-	}
-	args = append(args, "./cmd/sidecar")
-	ctx, cancel := context.WithTimeout(context.Background(), buildTimeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, goBin, args...)
-	cmd.Dir = root
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go %s in %s: %w\n%s", strings.Join(args, " "), root, err, out)
-	}
-	bin := filepath.Join(dir, "sidecar")
-	if err := os.Rename(tmp.Name(), bin); err != nil {
-		return "", fmt.Errorf("install binary: %w", err)
-	}
-	return bin, nil
-}
-
-// moduleRoot walks up from dir to the first directory holding a go.mod.
-func moduleRoot(dir string) (string, error) {
-	dir, err := filepath.Abs(dir)
-	if err != nil {
-		return "", fmt.Errorf("module root: %w", err)
-	}
-	for d := dir; ; {
-		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
-			return d, nil
-		}
-		parent := filepath.Dir(d)
-		if parent == d {
-			return "", fmt.Errorf("no go.mod in %s or any parent", dir)
-		}
-		d = parent
-	}
+	return bin
 }
 
 // Options configures Start.

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/hyvve/sidecar/internal/testutil/gobuild"
 )
 
 // fakeBin is testdata/fakesidecar, built once by TestMain: the real sidecar is tested
@@ -244,35 +246,6 @@ func TestRun_returns_output_and_exit_code(t *testing.T) {
 	}
 }
 
-func TestModuleRoot(t *testing.T) {
-	root := t.TempDir()
-	deep := filepath.Join(root, "internal", "a", "b")
-	if err := os.MkdirAll(deep, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(root, "go.mod"), []byte("module x\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	tests := []struct {
-		name    string
-		dir     string
-		want    string
-		wantErr bool
-	}{
-		{name: "at root", dir: root, want: root},
-		{name: "nested", dir: deep, want: root},
-		{name: "no module", dir: "/", wantErr: true},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, err := moduleRoot(tt.dir)
-			if (err != nil) != tt.wantErr || got != tt.want {
-				t.Errorf("moduleRoot(%q) = %q, %v; want %q, error=%v", tt.dir, got, err, tt.want, tt.wantErr)
-			}
-		})
-	}
-}
-
 func TestReadRSS(t *testing.T) {
 	rss, err := readRSS(os.Getpid())
 	if err != nil || rss <= 0 {
@@ -287,7 +260,7 @@ func TestBuild_real_sidecar_prints_help(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the whole sidecar")
 	}
-	root, err := moduleRoot(".")
+	root, err := gobuild.ModuleRoot(".")
 	if err != nil {
 		t.Fatal(err)
 	}
