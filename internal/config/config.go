@@ -29,7 +29,9 @@ type Config struct {
 	RedisURL        string
 	RedisPoolSize   int
 	RedisCluster    bool
+	NATSURL         string
 	DataDir         string
+	EmbeddedListen  string
 	AppURL          string
 	AppToken        string
 	AppTimeout      time.Duration

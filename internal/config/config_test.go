@@ -85,7 +85,9 @@ var everySetting = []struct {
 	{"redis-url", "rediss://default:pw@redis.example.com:6380/2", "RedisURL", "rediss://default:pw@redis.example.com:6380/2", nil},
 	{"redis-pool-size", "50", "RedisPoolSize", 50, nil},
 	{"redis-cluster", "true", "RedisCluster", true, map[string]string{"redis-url": "redis://r:7000"}},
+	{"nats-url", "nats://app:pw@nats.example.com:4222,tls://n2:4222", "NATSURL", "nats://app:pw@nats.example.com:4222,tls://n2:4222", nil},
 	{"data-dir", "/var/lib/hyvve", "DataDir", "/var/lib/hyvve", nil},
+	{"embedded-listen", "127.0.0.1:4222", "EmbeddedListen", "127.0.0.1:4222", nil},
 	{"app-url", "unix:///run/app.sock", "AppURL", "unix:///run/app.sock", nil},
 	{"app-token", "s3cret-app", "AppToken", "s3cret-app", nil},
 	{"app-timeout", "2s", "AppTimeout", 2 * time.Second, nil},
@@ -262,6 +264,16 @@ func TestLoad_rejects_bad_settings_with_one_line_naming_the_flag(t *testing.T) {
 		{"cluster env not bool", nil, map[string]string{"HYVVE_REDIS_CLUSTER": "on"},
 			`--redis-cluster (from HYVVE_REDIS_CLUSTER): must be true, false, 1 or 0, got "on"`},
 		{"data dir empty", []string{"--data-dir="}, nil, `--data-dir: must not be empty`},
+		{"nats and redis", []string{"--nats-url=nats://n:4222", "--redis-url=redis://r:6379"}, nil,
+			`--nats-url: set either --redis-url or --nats-url, not both`},
+		{"nats scheme", []string{"--nats-url=http://n:4222"}, nil, `--nats-url: must be nats://host:port or tls://host:port, got "http://n:4222"`},
+		{"nats second server scheme hides password", []string{"--nats-url=nats://n:4222, redis://u:pw@r:1"}, nil,
+			`--nats-url: must be nats://host:port or tls://host:port, got "redis://u@r:1"`},
+		{"nats no host", []string{"--nats-url=nats://:4222"}, nil, `--nats-url: has no host, got "nats://:4222"`},
+		{"nats bad port", []string{"--nats-url=nats://n:99999"}, nil, `--nats-url: port must be a number from 0 to 65535, got "99999"`},
+		{"embedded listen with redis", []string{"--embedded-listen=127.0.0.1:4222", "--redis-url=redis://r:6379"}, nil,
+			`--embedded-listen: only for the embedded store; remove it, or remove --redis-url/--nats-url`},
+		{"embedded listen syntax", []string{"--embedded-listen=4222"}, nil, `--embedded-listen: must be host:port, got "4222"`},
 		{"app timeout zero", []string{"--app-timeout=0s"}, nil, `--app-timeout: must be more than 0, got 0s`},
 		{"app timeout syntax", []string{"--app-timeout=10"}, nil, `--app-timeout: time: missing unit in duration "10"`},
 		{"concurrency zero", []string{"--app-concurrency=0"}, nil, `--app-concurrency: must be 1 to 4096, got 0`},
@@ -576,6 +588,19 @@ func TestConfig_never_shows_secrets(t *testing.T) {
 	}
 }
 
+func TestConfig_never_shows_the_NATS_password(t *testing.T) {
+	const pw = "nats-pa55"
+	c := mustLoad(t, []string{"--nats-url=nats://app:" + pw + "@n1:4222,tls://app:" + pw + "@n2:4222"}, noEnv)
+	if got, want := c.Redacted()["nats-url"], "nats://app@n1:4222,tls://app@n2:4222"; got != want {
+		t.Errorf("redacted nats-url %q, want %q", got, want)
+	}
+	for name, out := range map[string]string{"%v": fmt.Sprintf("%v", c), "%+v": fmt.Sprintf("%+v", *c), "%#v": fmt.Sprintf("%#v", *c)} {
+		if strings.Contains(out, pw) {
+			t.Errorf("%s shows the NATS password: %s", name, out)
+		}
+	}
+}
+
 func TestLoad_errors_never_show_secrets(t *testing.T) {
 	const pw = "hunter2"
 	tests := []struct {
@@ -609,9 +634,9 @@ func TestLoad_errors_never_show_secrets(t *testing.T) {
 }
 
 // specFlags are the flags SPEC §9 names, plus those later issues added
-// (strict-types and push-format: issue 5).
+// (strict-types and push-format: issue 5; nats-url and embedded-listen: issue 8).
 var specFlags = []string{
-	"strict-types", "push-format",
+	"strict-types", "push-format", "nats-url", "embedded-listen",
 	"listen", "socket", "redis-url", "redis-pool-size", "redis-cluster", "data-dir", "app-url", "app-token",
 	"app-timeout", "app-concurrency", "group", "source", "tenant", "tenants", "key-prefix", "retry-schedule",
 	"retention", "dlq-retention", "max-event-bytes", "api-token", "admin-token", "config", "log-level",

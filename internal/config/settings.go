@@ -56,12 +56,20 @@ func allSettings() []setting {
 			func(c *Config) *string { return &c.Socket }),
 		{
 			name: "redis-url", kind: kindURL, arg: "URL",
-			defDoc: "none (required until the embedded store lands)",
+			defDoc: "none: the embedded store",
 			help: "Redis to relay events through, redis://[user:password@]host[:port][/db] or rediss:// for TLS " +
-				"(managed Redis such as Upstash). Required for now: the embedded single-node store that will run " +
-				"without it is not built yet.",
+				"(managed Redis such as Upstash). Without it (and without --nats-url) the sidecar runs on its " +
+				"embedded store in --data-dir.",
 			parse: func(c *Config, s string) error { c.RedisURL = s; return nil },
 			show:  func(c *Config) any { return displayURL(c.RedisURL) },
+		},
+		{
+			name: "nats-url", kind: kindURL, arg: "URL",
+			defDoc: "none: the embedded store",
+			help: "An external NATS server with JetStream to relay events through instead of Redis, " +
+				"nats://[user:password@]host:port or tls://host:port; several servers separated by commas.",
+			parse: func(c *Config, s string) error { c.NATSURL = s; return nil },
+			show:  func(c *Config) any { return displayNATSURL(c.NATSURL) },
 		},
 		intSetting("redis-pool-size", "N", "0",
 			"Redis connections per node; 0 uses the client library's default (10 per CPU).",
@@ -77,8 +85,13 @@ func allSettings() []setting {
 			show: func(c *Config) any { return c.RedisCluster },
 		},
 		stringSetting("data-dir", "DIR", "./hyvve-data",
-			"Directory of the embedded store (not built yet; unused today).",
+			"Directory of the embedded store (NATS JetStream in the sidecar process), used when neither "+
+				"--redis-url nor --nats-url is set; created when missing. One sidecar per directory.",
 			func(c *Config) *string { return &c.DataDir }),
+		stringSetting("embedded-listen", "HOST:PORT", "",
+			"Let NATS clients reach the embedded store on this address (other sidecars with --nats-url, "+
+				"the nats CLI); empty means only this process can reach it.",
+			func(c *Config) *string { return &c.EmbeddedListen }),
 		stringSetting("app-url", "URL", "",
 			"Where events are pushed to the app: http://host:port or unix:///path/to.sock; "+
 				"empty makes a publish-only sidecar that delivers nothing.",

@@ -78,10 +78,61 @@ func (c *Config) checkRedis() error {
 	if c.RedisPoolSize < 0 {
 		return fmt.Errorf("--redis-pool-size: must be 0 (library default) or more, got %d", c.RedisPoolSize)
 	}
+	if c.NATSURL != "" {
+		if c.RedisURL != "" {
+			return errors.New("--nats-url: set either --redis-url or --nats-url, not both")
+		}
+		if err := checkNATSURL(c.NATSURL); err != nil {
+			return fmt.Errorf("--nats-url: %w", err)
+		}
+	}
 	if c.DataDir == "" {
 		return errors.New("--data-dir: must not be empty")
 	}
+	if c.EmbeddedListen != "" {
+		if c.RedisURL != "" || c.NATSURL != "" {
+			return errors.New("--embedded-listen: only for the embedded store; remove it, or remove --redis-url/--nats-url")
+		}
+		if err := checkHostPort(c.EmbeddedListen); err != nil {
+			return fmt.Errorf("--embedded-listen: %w", err)
+		}
+	}
 	return nil
+}
+
+// checkNATSURL checks each comma-separated server URL of --nats-url.
+func checkNATSURL(s string) error {
+	for _, one := range strings.Split(s, ",") {
+		one = strings.TrimSpace(one)
+		u, err := url.Parse(one)
+		if err != nil {
+			return errors.New("not a valid URL (value not shown: it may hold a password; " +
+				"percent-encode characters such as @ : / # ? in the user and password)")
+		}
+		switch u.Scheme {
+		case "nats", "tls", "ws", "wss":
+		default:
+			return fmt.Errorf("must be nats://host:port or tls://host:port, got %q", displayURL(one))
+		}
+		if u.Hostname() == "" {
+			return fmt.Errorf("has no host, got %q", displayURL(one))
+		}
+		if p := u.Port(); p != "" {
+			if err := checkPort(p); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// displayNATSURL is displayURL for each server of a --nats-url list.
+func displayNATSURL(s string) string {
+	parts := strings.Split(s, ",")
+	for i, p := range parts {
+		parts[i] = displayURL(strings.TrimSpace(p))
+	}
+	return strings.Join(parts, ",")
 }
 
 func (c *Config) checkPushFormat() error {
