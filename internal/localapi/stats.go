@@ -31,6 +31,12 @@ type BrokerStats struct {
 	// PublishedPerMinute is the last 60 minutes, oldest first; the last one
 	// is the current, partial minute.
 	PublishedPerMinute []MinuteCount `json:"publishedPerMinute"`
+	// Groups is each consumer group over all tenants, for a broker that
+	// keeps one consumer per group for every tenant (JetStream): it cannot
+	// tell a group's lag and pending per tenant, so TenantStats.Groups is
+	// empty there. Omitted on Redis, where every tenant stream has its own
+	// groups.
+	Groups []GroupStats `json:"groups,omitempty"`
 }
 
 // TenantStats is one tenant's stream, dead letters and consumer groups.
@@ -70,7 +76,9 @@ type statsBody struct {
 	Tenants     []TenantStats `json:"tenants"`
 	TenantCount int           `json:"tenantCount"`
 	NextCursor  string        `json:"nextCursor"`
-	// DLQTotal and LagTotal sum the page's tenants.
+	// Groups: see BrokerStats.Groups (JetStream only).
+	Groups []GroupStats `json:"groups,omitempty"`
+	// DLQTotal and LagTotal sum the page's tenants (and Groups).
 	DLQTotal int64        `json:"dlqTotal"`
 	LagTotal int64        `json:"lagTotal"`
 	Sidecar  sidecarRates `json:"sidecar"`
@@ -140,6 +148,7 @@ func (s *Server) handleStats(ctx *fasthttp.RequestCtx) {
 		Tenants:     bs.Tenants,
 		TenantCount: bs.TenantCount,
 		NextCursor:  bs.NextCursor,
+		Groups:      bs.Groups,
 		Sidecar:     rates(s.o.Rates),
 		Cluster:     clusterStats{PublishedPerMinute: bs.PublishedPerMinute},
 	}
@@ -158,6 +167,9 @@ func (s *Server) handleStats(ctx *fasthttp.RequestCtx) {
 		for _, g := range t.Groups {
 			body.LagTotal += g.Lag
 		}
+	}
+	for _, g := range body.Groups {
+		body.LagTotal += g.Lag
 	}
 	b, err := json.Marshal(body)
 	if err != nil {

@@ -109,6 +109,41 @@ func TestStats_answers_the_documented_shape(t *testing.T) {
 	}
 }
 
+// A broker with one consumer per group over all tenants (JetStream) answers
+// the groups once, at the top level; their lag counts in lagTotal.
+func TestStats_passes_groups_over_all_tenants(t *testing.T) {
+	fs := &fakeStats{st: BrokerStats{
+		Tenants: []TenantStats{{Tenant: "acme", StreamLength: 3}},
+		Groups:  []GroupStats{{Group: "billing", Consumers: 2, Pending: 1, Lag: 5, LastDeliveredID: "7"}},
+	}}
+	ts := startServer(t, Options{AdminToken: "admin-secret", Stats: fs})
+	r := ts.call(t, "GET", "/v1/admin/stats", adminAuth)
+	var got struct {
+		Groups []struct {
+			Group           string `json:"group"`
+			Pending         int64  `json:"pending"`
+			Lag             int64  `json:"lag"`
+			LastDeliveredID string `json:"lastDeliveredId"`
+		} `json:"groups"`
+		LagTotal int64 `json:"lagTotal"`
+	}
+	if err := json.Unmarshal([]byte(r.body), &got); err != nil || r.status != 200 {
+		t.Fatalf("got %d %s (%v), want 200 and JSON", r.status, r.body, err)
+	}
+	if len(got.Groups) != 1 || got.Groups[0].Group != "billing" || got.Groups[0].Pending != 1 ||
+		got.Groups[0].Lag != 5 || got.Groups[0].LastDeliveredID != "7" || got.LagTotal != 5 {
+		t.Errorf("got %s, want the billing group with pending 1, lag 5 and lagTotal 5", r.body)
+	}
+	fs.st.Groups = nil
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal([]byte(ts.call(t, "GET", "/v1/admin/stats", adminAuth).body), &top); err != nil {
+		t.Fatal(err)
+	}
+	if g, ok := top["groups"]; ok {
+		t.Errorf("a broker without shared groups: got top-level groups %s, want none", g)
+	}
+}
+
 func TestStats_refuses_bad_queries_and_maps_errors(t *testing.T) {
 	fs := &fakeStats{}
 	ts := startServer(t, Options{AdminToken: "admin-secret", Stats: fs})

@@ -106,15 +106,28 @@
   function renderGroups(s) {
     const tb = $('groups').querySelector('tbody');
     tb.replaceChildren();
+    // The embedded/NATS store has one consumer per group for all tenants:
+    // its groups come once, over every tenant, instead of per tenant.
+    const shared = s.groups || [];
+    shared.forEach((g, i) => {
+      tb.append(el('tr', null,
+        el('td', null, i === 0 ? el('span', { class: 'muted' }, 'all tenants') : ''),
+        el('td', { class: 'num' }, ''), el('td', { class: 'num' }, ''),
+        el('td', null, g.group),
+        el('td', { class: 'num' }, fmtN(g.consumers)),
+        el('td', { class: 'num' }, fmtN(g.lag)),
+        el('td', { class: 'num' }, fmtN(g.pending))));
+    });
     for (const t of s.tenants) {
       const groups = t.groups.length ? t.groups : [null];
+      const none = shared.length ? 'groups: see all tenants' : 'no group yet';
       groups.forEach((g, i) => {
         const lag = g ? [g.lagEstimated ? el('span', { class: 'est', title: 'counted: Redis could not tell the lag after trimming' }, '≈ ') : null, fmtN(g.lag)] : ['–'];
         tb.append(el('tr', null,
           el('td', null, i === 0 ? t.tenantId : ''),
           el('td', { class: 'num' }, i === 0 ? fmtN(t.streamLength) : ''),
           el('td', { class: 'num' }, i === 0 ? fmtN(t.dlqLength) : ''),
-          el('td', null, g ? g.group : el('span', { class: 'muted' }, 'no group yet')),
+          el('td', null, g ? g.group : el('span', { class: 'muted' }, none)),
           el('td', { class: 'num' }, g ? fmtN(g.consumers) : ''),
           el('td', { class: 'num' }, ...lag),
           el('td', { class: 'num' }, g ? fmtN(g.pending) : '')));
