@@ -22,6 +22,7 @@ import (
 
 	"github.com/hyvve/sidecar/internal/appclient"
 	"github.com/hyvve/sidecar/internal/config"
+	"github.com/hyvve/sidecar/internal/jsstore"
 	"github.com/hyvve/sidecar/internal/localapi"
 	"github.com/hyvve/sidecar/internal/metrics"
 	"github.com/hyvve/sidecar/internal/redisstore"
@@ -35,13 +36,32 @@ type Daemon struct {
 	cfg     *config.Config
 	log     *slog.Logger
 	metrics *metrics.Metrics
-	store   *redisstore.Store
-	replays *redisstore.Replayer
+	store   broker
+	stats   localapi.Stats
+	replays replayer
 	rates   *metrics.Rates
 	api     *localapi.Server
 	app     *appclient.Client // nil for a publish-only sidecar
 	disp    *relay.Dispatcher // nil for a publish-only sidecar
 	tracer  trace.Tracer      // nil: tracing off
+}
+
+// broker is what the sidecar needs of a store: the relay's interfaces, the
+// admin API's dead letters, and a lifecycle. redisstore and jsstore
+// implement it.
+type broker interface {
+	relay.Publisher
+	relay.Inbox
+	localapi.DeadLetters
+	// Run serves the store's background work until ctx ends.
+	Run(ctx context.Context) error
+	Close() error
+}
+
+// replayer runs the replay jobs of one store.
+type replayer interface {
+	localapi.Replays
+	Run(ctx context.Context) error
 }
 
 // Option changes how New builds a Daemon.
@@ -58,9 +78,6 @@ func WithTracer(t trace.Tracer) Option { return func(d *Daemon) { d.tracer = t }
 func New(cfg *config.Config, version string, log *slog.Logger, opts ...Option) (*Daemon, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
-	}
-	if cfg.RedisURL == "" {
-		return nil, errors.New("--redis-url: required: the embedded store is not available yet; start a redis-server and pass its URL")
 	}
 	if cfg.RedisCluster {
 		return nil, errors.New("--redis-cluster: Redis Cluster is not supported yet; use a single Redis or a primary with replicas")
@@ -84,23 +101,7 @@ func New(cfg *config.Config, version string, log *slog.Logger, opts ...Option) (
 	if err != nil {
 		return nil, fmt.Errorf("--retry-schedule: %w", err)
 	}
-	d.store, err = redisstore.New(redisstore.Options{
-		URL:          cfg.RedisURL,
-		PoolSize:     cfg.RedisPoolSize,
-		KeyPrefix:    cfg.KeyPrefix,
-		Retention:    cfg.Retention,
-		DLQRetention: cfg.DLQRetention,
-		Group:        group,
-		Consumer:     consumer,
-		Retry:        policy,
-		Logger:       log,
-	})
-	if err != nil {
-		return nil, err
-	}
-	d.replays, err = redisstore.NewReplayer(d.store, redisstore.ReplayOptions{Owner: instance, Logger: log})
-	if err != nil {
-		d.store.Close()
+	if err := d.openStore(instance, group, consumer, policy); err != nil {
 		return nil, err
 	}
 
@@ -156,7 +157,7 @@ func New(cfg *config.Config, version string, log *slog.Logger, opts ...Option) (
 		AdminToken:    adminToken,
 		DeadLetters:   d.store,
 		Replays:       d.replays,
-		Stats:         brokerStats{d.store},
+		Stats:         d.stats,
 		Rates:         d.rates,
 		Schemas:       schemas,
 		StrictTypes:   cfg.StrictTypes,
@@ -167,7 +168,7 @@ func New(cfg *config.Config, version string, log *slog.Logger, opts ...Option) (
 		d.closeClients()
 		return nil, err
 	}
-	log.Info("sidecar starting", "version", version, "listen", d.api.Addr(), "socket", cfg.Socket,
+	log.Info("sidecar starting", "version", version, "store", storeKind(cfg), "listen", d.api.Addr(), "socket", cfg.Socket,
 		"group", group, "consumer", consumer, "app_url", cfg.AppURL, "config", cfg.Redacted())
 	if cfg.AdminToken == "" {
 		// Logged once, like Jupyter's token URL; at warn level so that it
@@ -177,6 +178,75 @@ func New(cfg *config.Config, version string, log *slog.Logger, opts ...Option) (
 			"dashboard_url", dashboardURL(d.api.Addr(), adminToken))
 	}
 	return d, nil
+}
+
+// openStore opens the store the configuration names (Redis, an external NATS
+// server, or the embedded one) and its replay runner.
+func (d *Daemon) openStore(instance, group, consumer string, policy retry.Policy) error {
+	cfg := d.cfg
+	if cfg.RedisURL != "" {
+		rs, err := redisstore.New(redisstore.Options{
+			URL:          cfg.RedisURL,
+			PoolSize:     cfg.RedisPoolSize,
+			KeyPrefix:    cfg.KeyPrefix,
+			Retention:    cfg.Retention,
+			DLQRetention: cfg.DLQRetention,
+			Group:        group,
+			Consumer:     consumer,
+			Retry:        policy,
+			Logger:       d.log,
+		})
+		if err != nil {
+			return err
+		}
+		rp, err := redisstore.NewReplayer(rs, redisstore.ReplayOptions{Owner: instance, Logger: d.log})
+		if err != nil {
+			rs.Close()
+			return err
+		}
+		d.store, d.stats, d.replays = rs, brokerStats{rs}, rp
+		return nil
+	}
+	if cfg.NATSURL == "" {
+		// The embedded server keeps its files here; 0700 as it holds
+		// every tenant's events.
+		if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+			return fmt.Errorf("--data-dir: %w", err)
+		}
+	}
+	js, err := jsstore.New(jsstore.Options{
+		URL:          cfg.NATSURL,
+		DataDir:      cfg.DataDir,
+		Listen:       cfg.EmbeddedListen,
+		KeyPrefix:    cfg.KeyPrefix,
+		Retention:    cfg.Retention,
+		DLQRetention: cfg.DLQRetention,
+		Group:        group,
+		Consumer:     consumer,
+		Retry:        policy,
+		Logger:       d.log,
+	})
+	if err != nil {
+		return err
+	}
+	rp, err := jsstore.NewReplayer(js, jsstore.ReplayOptions{Owner: instance, Logger: d.log})
+	if err != nil {
+		js.Close()
+		return err
+	}
+	d.store, d.stats, d.replays = js, js, rp
+	return nil
+}
+
+// storeKind names the store for the start log line.
+func storeKind(cfg *config.Config) string {
+	switch {
+	case cfg.RedisURL != "":
+		return "redis"
+	case cfg.NATSURL != "":
+		return "nats"
+	}
+	return "embedded (" + cfg.DataDir + ")"
 }
 
 // newAdminToken returns 32 random bytes, base64url without padding.

@@ -536,7 +536,7 @@ func (d *Dispatcher) route(typ string) (subscription.Subscription, bool) {
 func (d *Dispatcher) ack(ctx context.Context, m *Message) {
 	if d.acks != nil {
 		// Only what Ack needs: the event's data is not held in the queue.
-		d.acks <- &Message{Tenant: m.Tenant, Stream: m.Stream, StreamID: m.StreamID, Attempt: m.Attempt}
+		d.acks <- &Message{Tenant: m.Tenant, Stream: m.Stream, StreamID: m.StreamID, Attempt: m.Attempt, Ref: m.Ref}
 		return
 	}
 	if err := d.sub.Ack(ctx, m); err != nil {

@@ -66,6 +66,9 @@ type Message struct {
 	// Err is set when the entry could not be decoded into an event; Event is
 	// nil then and the entry is dead-lettered, never pushed.
 	Err error
+	// Ref is the store's own handle of the entry (a JetStream message, whose
+	// reply subject acknowledges it); relay passes it back untouched.
+	Ref any
 }
 
 // Subscriber reads the entries of all tenant streams for one consumer group.
