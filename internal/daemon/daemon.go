@@ -215,16 +215,17 @@ func (d *Daemon) openStore(instance, group, consumer string, policy retry.Policy
 		}
 	}
 	js, err := jsstore.New(jsstore.Options{
-		URL:          cfg.NATSURL,
-		DataDir:      cfg.DataDir,
-		Listen:       cfg.EmbeddedListen,
-		KeyPrefix:    cfg.KeyPrefix,
-		Retention:    cfg.Retention,
-		DLQRetention: cfg.DLQRetention,
-		Group:        group,
-		Consumer:     consumer,
-		Retry:        policy,
-		Logger:       d.log,
+		URL:           cfg.NATSURL,
+		DataDir:       cfg.DataDir,
+		Listen:        cfg.EmbeddedListen,
+		MaxEventBytes: cfg.MaxEventBytes,
+		KeyPrefix:     cfg.KeyPrefix,
+		Retention:     cfg.Retention,
+		DLQRetention:  cfg.DLQRetention,
+		Group:         group,
+		Consumer:      consumer,
+		Retry:         policy,
+		Logger:        d.log,
 	})
 	if err != nil {
 		return err

@@ -266,3 +266,21 @@ func BenchmarkPublish(b *testing.B) {
 		})
 	})
 }
+
+// The embedded server takes the largest event the local API accepts, and
+// can still dead-letter it (its failure headers need room too).
+func TestPublish_of_an_event_of_max_event_bytes_is_stored_and_can_be_dead_lettered(t *testing.T) {
+	const maxEventBytes = 1 << 20
+	s := open(t, Options{MaxEventBytes: maxEventBytes, Group: "g", Retry: fastRetry(t)})
+	ev := newEvent("acme", 1)
+	ev.Data = []byte(`{"blob":"` + strings.Repeat("x", maxEventBytes-100) + `"}`)
+	publish(t, s.Store, ev)
+	msgs := fetchN(t, s.Store, 1, 5*time.Second)
+	if got := len(msgs[0].Event.Data); got != len(ev.Data) {
+		t.Fatalf("data read back: %d bytes, want %d", got, len(ev.Data))
+	}
+	moved, err := s.DeadLetter(context.Background(), msgs[0], 1, strings.Repeat("e", 4096))
+	if err != nil || !moved {
+		t.Fatalf("DeadLetter: %v, %v; want true, nil", moved, err)
+	}
+}

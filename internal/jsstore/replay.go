@@ -288,9 +288,9 @@ func (r *Replayer) heartbeatLoop(ctx context.Context, cancel context.CancelFunc,
 	}
 }
 
-// replayRecord is a job as stored in the replays bucket. Times are UTC at
-// millisecond precision; startedAt (and so the clamped to) is the NATS
-// server's time, updatedAt and finishedAt the writer's clock.
+// replayRecord is a job as stored in the replays bucket. Times are UTC;
+// startedAt (and so a clamped to) is the NATS server's time, to the
+// nanosecond, updatedAt and finishedAt the writer's clock.
 type replayRecord struct {
 	ID          string    `json:"id"`
 	Status      string    `json:"status"`
@@ -381,7 +381,9 @@ func (s *Store) createReplay(ctx context.Context, req relay.ReplayRequest, owner
 		s.dropReplay(job.ID)
 		return relay.ReplayJob{}, 0, fmt.Errorf("read replay %s in %s: %w", job.ID, bucket, classify(err))
 	}
-	started := replayMs(e.Created())
+	// The server's full precision: an event stored in the job's first
+	// millisecond, before the job, is replayed.
+	started := e.Created().UTC()
 	job.StartedAt, job.UpdatedAt = started, started
 	job.To = replayClamp(job.RequestedTo, started, from)
 	if rev, err = s.replays.Update(ctx, job.ID, replayJSON(replayRecordOf(job)), rev); err != nil {

@@ -57,9 +57,13 @@ type Options struct {
 	// network port: only this process can reach it.
 	Listen string
 
-	KeyPrefix    string // default "hyvve"
-	Retention    time.Duration
-	DLQRetention time.Duration
+	KeyPrefix string // default "hyvve"
+	// MaxEventBytes is the largest event the local API accepts
+	// (--max-event-bytes): the embedded server's largest message is set
+	// above it, with room for the headers of a dead letter.
+	MaxEventBytes int
+	Retention     time.Duration
+	DLQRetention  time.Duration
 
 	// Group and Consumer name this sidecar's consumer; an empty Group makes a
 	// publish-only store whose Fetch always fails.
@@ -214,6 +218,9 @@ func startEmbedded(o Options) (*server.Server, error) {
 		NoSigs:     true,
 		// Nobody but this process may reach a server without a listener;
 		// with --embedded-listen, clients are whatever can reach that port.
+		MaxPayload: maxPayload(o.MaxEventBytes),
+		// A client's outbound buffer must hold a few of the largest messages.
+		MaxPending: max(64<<20, 4*int64(maxPayload(o.MaxEventBytes))),
 	}
 	if o.Listen != "" {
 		host, port, err := net.SplitHostPort(o.Listen)
@@ -237,6 +244,18 @@ func startEmbedded(o Options) (*server.Server, error) {
 		return nil, fmt.Errorf("embedded store in --data-dir %s: the JetStream server did not start within 10s (is another sidecar using that directory, or the port of --embedded-listen taken?)", o.DataDir)
 	}
 	return srv, nil
+}
+
+// headerRoom is what a message needs beyond the event's data: its
+// attribute headers and, for a dead letter, the failure headers (lastError
+// up to 2 KiB).
+const headerRoom = 64 << 10
+
+// maxPayload is the embedded server's largest message for events of up to
+// maxEventBytes: never below NATS's default of 1 MB.
+func maxPayload(maxEventBytes int) int32 {
+	const natsDefault = 1 << 20
+	return int32(max(natsDefault, maxEventBytes+headerRoom))
 }
 
 // serverLogger sends the embedded server's log to slog: notices at debug
@@ -280,6 +299,11 @@ func (s *Store) Run(ctx context.Context) error {
 func (s *Store) setup(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, setupTimeout)
 	defer cancel()
+	if limit, need := s.nc.MaxPayload(), int64(s.opts.MaxEventBytes+headerRoom); s.srv == nil && limit > 0 && limit < need {
+		s.log.Warn("the NATS server's max_payload is smaller than --max-event-bytes plus room for headers: "+
+			"larger events will fail to publish; raise max_payload or lower --max-event-bytes",
+			"max_payload", limit, "max_event_bytes", s.opts.MaxEventBytes)
+	}
 	dup := min(IdempotencyWindow, s.opts.Retention)
 	events, err := s.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:        s.names.eventsStream(),
