@@ -58,6 +58,7 @@ func (s *Store) Fetch(ctx context.Context, limit int) ([]*relay.Message, error) 
 	defer cancel()
 	batch, err := s.cons.Fetch(max(1, limit), jetstream.FetchContext(fctx))
 	if err != nil {
+		s.lost(err)
 		if ctx.Err() != nil {
 			err = ctx.Err()
 		}
@@ -79,6 +80,7 @@ func (s *Store) Fetch(ctx context.Context, limit int) ([]*relay.Message, error) 
 	// fctx's deadline may pass before the server's "request expired"
 	// answer arrives: that is just an empty fetch.
 	if err := batch.Error(); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		s.lost(err)
 		return nil, fmt.Errorf("fetch: %w", classify(err))
 	}
 	return nil, nil

@@ -500,3 +500,34 @@ func TestHeaderSafe_cuts_and_blanks_control_characters(t *testing.T) {
 		})
 	}
 }
+
+// A consumer or stream deleted behind the sidecar's back (by an operator, or a
+// server that lost its files) is created again, and delivery goes on.
+func TestStore_creates_again_a_deleted_consumer_and_stream(t *testing.T) {
+	s := open(t, Options{Group: "billing", Retry: fastRetry(t)})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+
+	if err := s.js.DeleteConsumer(ctx, s.names.eventsStream(), durableName("billing")); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "Fetch to work again after the consumer was deleted", func() bool {
+		_, err := s.Fetch(ctx, 1)
+		return err == nil
+	})
+	publish(t, s.Store, newEvent("acme", 1))
+	fetchN(t, s.Store, 1, 5*time.Second)
+
+	if err := s.js.DeleteStream(ctx, s.names.eventsStream()); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "a publish to work again after the stream was deleted", func() bool {
+		res := make([]relay.PublishResult, 1)
+		s.Publish(ctx, []relay.PublishRequest{{Event: newEvent("acme", 2)}}, res)
+		return res[0].Err == nil
+	})
+	eventually(t, 10*time.Second, "the event published after the repair to be delivered", func() bool {
+		msgs, err := s.Fetch(ctx, 10)
+		return err == nil && len(msgs) > 0
+	})
+}

@@ -28,7 +28,7 @@ func (s *Store) replayRecordTTL() time.Duration {
 // setupBuckets creates or updates the replays and stats buckets and keeps
 // them in s.replays and s.stats. Setup calls it (again on every attempt)
 // before the store becomes ready; nothing reads the fields before that.
-func (s *Store) setupBuckets(ctx context.Context) error {
+func (s *Store) setupBuckets(ctx context.Context, h *handles) error {
 	replays, err := s.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket:      s.names.replaysBucket(),
 		Description: "HYVVE replay jobs: job id → record",
@@ -49,6 +49,6 @@ func (s *Store) setupBuckets(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("bucket %s: %w", s.names.statsBucket(), err)
 	}
-	s.replays, s.stats = replays, stats
+	h.replays, h.stats = replays, stats
 	return nil
 }

@@ -153,7 +153,8 @@ func TestSetupBuckets_creates_file_buckets_with_their_ttl(t *testing.T) {
 			defer s.Close()
 			ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 			defer cancel()
-			if err := s.setupBuckets(ctx); err != nil {
+			var h handles
+			if err := s.setupBuckets(ctx, &h); err != nil {
 				t.Fatal(err)
 			}
 			for _, b := range []struct {
@@ -161,11 +162,11 @@ func TestSetupBuckets_creates_file_buckets_with_their_ttl(t *testing.T) {
 				name    string
 				wantTTL time.Duration
 			}{
-				{s.replays, "hyvve_replays", tt.wantReplays},
-				{s.stats, "hyvve_stats", 2 * time.Hour},
+				{h.replays, "hyvve_replays", tt.wantReplays},
+				{h.stats, "hyvve_stats", 2 * time.Hour},
 			} {
 				if b.kv == nil {
-					t.Fatalf("bucket %s: not set on the store", b.name)
+					t.Fatalf("bucket %s: no handle", b.name)
 				}
 				st, err := b.kv.Status(ctx)
 				if err != nil {

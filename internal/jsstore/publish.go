@@ -84,6 +84,7 @@ func (s *Store) Publish(ctx context.Context, reqs []relay.PublishRequest, res []
 		ack, err := awaitAck(ctx, f)
 		switch {
 		case err != nil:
+			s.lost(err)
 			out.Err = fmt.Errorf("publish %s: %w", out.Stream, classify(err))
 		case ack.Duplicate:
 			out.StreamID = strconv.FormatUint(ack.Sequence, 10)

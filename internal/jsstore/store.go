@@ -99,7 +99,9 @@ type Store struct {
 
 	// ready is closed once setup succeeded; events, dlq and cons are set
 	// before that and never change afterwards.
-	ready  chan struct{}
+	ready chan struct{}
+	// repair asks Run to create what an error said is missing (see lost).
+	repair chan struct{}
 	events jetstream.Stream
 	dlq    jetstream.Stream
 	cons   jetstream.Consumer // nil for a publish-only store
@@ -172,7 +174,7 @@ func New(o Options) (*Store, error) {
 	if o.Group != "" && len(o.Retry.Schedule) == 0 {
 		return nil, errors.New("jsstore: a consumer group needs a retry schedule")
 	}
-	s := &Store{opts: o, log: o.Logger, names: names{o.KeyPrefix}, ready: make(chan struct{})}
+	s := &Store{opts: o, log: o.Logger, names: names{o.KeyPrefix}, ready: make(chan struct{}), repair: make(chan struct{}, 1)}
 	copts := []nats.Option{
 		nats.Name("hyvve-sidecar " + o.Consumer),
 		nats.MaxReconnects(-1),
@@ -292,32 +294,89 @@ func (s *Store) Run(ctx context.Context) error {
 		}
 	}
 	close(s.ready)
-	return s.runBackground(ctx)
+	bg := make(chan error, 1)
+	go func() { bg <- s.runBackground(ctx) }()
+	for {
+		select {
+		case <-ctx.Done():
+			return <-bg
+		case <-s.repair:
+		}
+		// A stream or the consumer is gone (deleted by hand, or a server
+		// that lost its files): create them again. The handles work by
+		// name, so they stay valid. At most once a second.
+		if _, err := s.create(ctx); err != nil {
+			s.log.Warn("a JetStream stream or consumer is missing and could not be created again; trying again", "error", err)
+		} else {
+			s.log.Warn("a JetStream stream or consumer was missing: created it again; events published while it was " +
+				"missing may not reach the group")
+		}
+		select {
+		case <-ctx.Done():
+			return <-bg
+		case <-time.After(time.Second):
+		}
+	}
 }
 
-// setup creates or updates the streams and this sidecar's consumer.
+// lost asks Run to create the streams and the consumer again when err says
+// one of them does not exist. It never blocks.
+func (s *Store) lost(err error) {
+	if errors.Is(err, jetstream.ErrStreamNotFound) || errors.Is(err, jetstream.ErrConsumerNotFound) ||
+		errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrNoStreamResponse) ||
+		errors.Is(err, nats.ErrNoResponders) {
+		select {
+		case s.repair <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// handles are what create made; the JetStream client addresses streams,
+// consumers and buckets by name, so a handle stays valid when what it names
+// is created again.
+type handles struct {
+	events, dlq    jetstream.Stream
+	cons           jetstream.Consumer // nil without a group
+	replays, stats jetstream.KeyValue
+}
+
+// setup creates or updates the streams, the buckets and this sidecar's
+// consumer, and keeps their handles.
 func (s *Store) setup(ctx context.Context) error {
+	h, err := s.create(ctx)
+	if err != nil {
+		return err
+	}
+	s.events, s.dlq, s.cons, s.replays, s.stats = h.events, h.dlq, h.cons, h.replays, h.stats
+	return nil
+}
+
+// create creates or updates the streams, the buckets and this sidecar's
+// consumer.
+func (s *Store) create(ctx context.Context) (handles, error) {
 	ctx, cancel := context.WithTimeout(ctx, setupTimeout)
 	defer cancel()
+	var h handles
 	if limit, need := s.nc.MaxPayload(), int64(s.opts.MaxEventBytes+headerRoom); s.srv == nil && limit > 0 && limit < need {
 		s.log.Warn("the NATS server's max_payload is smaller than --max-event-bytes plus room for headers: "+
 			"larger events will fail to publish; raise max_payload or lower --max-event-bytes",
 			"max_payload", limit, "max_event_bytes", s.opts.MaxEventBytes)
 	}
-	dup := min(IdempotencyWindow, s.opts.Retention)
-	events, err := s.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+	var err error
+	h.events, err = s.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:        s.names.eventsStream(),
 		Description: "HYVVE events, one subject per tenant",
 		Subjects:    []string{s.names.allEvents()},
 		Storage:     jetstream.FileStorage,
 		Retention:   jetstream.LimitsPolicy,
 		MaxAge:      s.opts.Retention,
-		Duplicates:  dup,
+		Duplicates:  min(IdempotencyWindow, s.opts.Retention),
 	})
 	if err != nil {
-		return fmt.Errorf("stream %s: %w", s.names.eventsStream(), err)
+		return h, fmt.Errorf("stream %s: %w", s.names.eventsStream(), err)
 	}
-	dlq, err := s.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+	h.dlq, err = s.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:        s.names.dlqStream(),
 		Description: "HYVVE dead letters, one subject per tenant",
 		Subjects:    []string{s.names.allDLQ()},
@@ -327,14 +386,13 @@ func (s *Store) setup(ctx context.Context) error {
 		Duplicates:  min(IdempotencyWindow, s.opts.DLQRetention),
 	})
 	if err != nil {
-		return fmt.Errorf("stream %s: %w", s.names.dlqStream(), err)
+		return h, fmt.Errorf("stream %s: %w", s.names.dlqStream(), err)
 	}
-	if err := s.setupBuckets(ctx); err != nil {
-		return err
+	if err := s.setupBuckets(ctx, &h); err != nil {
+		return h, err
 	}
-	var cons jetstream.Consumer
 	if s.opts.Group != "" {
-		cons, err = s.js.CreateOrUpdateConsumer(ctx, s.names.eventsStream(), jetstream.ConsumerConfig{
+		h.cons, err = s.js.CreateOrUpdateConsumer(ctx, s.names.eventsStream(), jetstream.ConsumerConfig{
 			Durable:       durableName(s.opts.Group),
 			Description:   "HYVVE consumer group " + s.opts.Group,
 			DeliverPolicy: jetstream.DeliverNewPolicy,
@@ -346,11 +404,10 @@ func (s *Store) setup(ctx context.Context) error {
 			Metadata:      map[string]string{groupMetadataKey: s.opts.Group},
 		})
 		if err != nil {
-			return fmt.Errorf("consumer group %s: %w", s.opts.Group, err)
+			return h, fmt.Errorf("consumer group %s: %w", s.opts.Group, err)
 		}
 	}
-	s.events, s.dlq, s.cons = events, dlq, cons
-	return nil
+	return h, nil
 }
 
 // waitReady blocks until setup succeeded; relay.ErrUnavailable when ctx

@@ -212,3 +212,15 @@ func eventIDs(msgs []*relay.Message) map[string]int {
 	}
 	return ids
 }
+
+// eventually polls cond every 50 ms until it holds, failing after within.
+func eventually(t testing.TB, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", within, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
