@@ -55,6 +55,7 @@ type options struct {
 	appConcurrency         int
 	goBin, redisBin        string
 	sidecarBin             string
+	store                  string // "redis" or "embedded": the sidecar's store
 
 	noopServer bool // internal: run as the no-op server
 	noopSocket string
@@ -78,6 +79,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.appConcurrency, "app-concurrency", 0, "--app-concurrency of the end-to-end sidecar (0: its default)")
 	fs.StringVar(&o.goBin, "go", "go", "go command that builds ./cmd/sidecar")
 	fs.StringVar(&o.sidecarBin, "sidecar", "", "use this sidecar binary instead of building one")
+	fs.StringVar(&o.store, "store", "redis", "the sidecar's store: redis (the Redis started here) or embedded (its own JetStream in a temp dir); direct go-redis always uses Redis")
 	fs.StringVar(&o.redisBin, "redis-server", "redis-server", "redis-server binary")
 	fs.BoolVar(&o.noopServer, "internal-noop-server", false, "internal: serve as the no-op server")
 	fs.StringVar(&o.noopSocket, "noop-socket", "", "internal: the no-op server's Unix socket")
@@ -113,8 +115,20 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		return nil, fmt.Errorf("-starts: %d: must be at least 1", o.starts)
 	case o.appConcurrency < 0:
 		return nil, fmt.Errorf("-app-concurrency: %d: must not be negative", o.appConcurrency)
+	case o.store != "redis" && o.store != "embedded":
+		return nil, fmt.Errorf("-store: %q: must be redis or embedded", o.store)
 	}
 	return o, nil
+}
+
+// storeArgs are the flags that point a sidecar at its store: the Redis at
+// redisAddr, or an embedded store in a new directory under dir (each
+// sidecar its own: one sidecar per data dir).
+func (o *options) storeArgs(dir, redisAddr string) []string {
+	if o.store == "embedded" {
+		return []string{"--data-dir", filepath.Join(dir, "data-"+strconv.FormatInt(time.Now().UnixNano(), 36))}
+	}
+	return []string{"--redis-url", "redis://" + redisAddr + "/0"}
 }
 
 // intList parses "1,32,256" into positive integers.
@@ -205,6 +219,7 @@ type settings struct {
 	BatchClients   []int  `json:"batchClients"`
 	Rates          []int  `json:"rates"`
 	AppConcurrency int    `json:"appConcurrency"`
+	Store          string `json:"store"`
 }
 
 // headline holds the ratios the issue asks for; a ratio whose inputs were not
@@ -259,7 +274,7 @@ func bench(ctx context.Context, o *options, logw io.Writer) (*report, error) {
 	rep := &report{
 		Settings: settings{Smoke: o.smoke, Duration: o.duration.String(), Warmup: o.warmup.String(),
 			EventBytes: o.eventBytes, BatchSize: o.batchSize, Clients: o.clients, BatchClients: o.batchClients,
-			Rates: o.rates, AppConcurrency: o.appConcurrency},
+			Rates: o.rates, AppConcurrency: o.appConcurrency, Store: o.store},
 		Idle: map[string]usage{},
 	}
 
@@ -295,7 +310,7 @@ func bench(ctx context.Context, o *options, logw io.Writer) (*report, error) {
 	// Exec → ready, with the flags of the publish sidecar below.
 	sock := filepath.Join(dir, "sidecar.sock")
 	for range o.starts {
-		s, err := startSidecar(ctx, bin, redisAddr, sock)
+		s, err := startSidecar(ctx, bin, o.storeArgs(dir, redisAddr), sock)
 		if err != nil {
 			return nil, err
 		}
@@ -309,7 +324,7 @@ func bench(ctx context.Context, o *options, logw io.Writer) (*report, error) {
 	rep.StartToReady.MedianMs = runs[len(runs)/2]
 	logf("exec → ready: %v ms", rep.StartToReady.RunsMs)
 
-	sc, err := startSidecar(ctx, bin, redisAddr, sock)
+	sc, err := startSidecar(ctx, bin, o.storeArgs(dir, redisAddr), sock)
 	if err != nil {
 		return nil, err
 	}
@@ -370,7 +385,7 @@ func bench(ctx context.Context, o *options, logw io.Writer) (*report, error) {
 		return nil, err
 	}
 
-	if rep.E2E, err = e2e(ctx, o, rep, bin, redisAddr, redisProc.pid(), logf); err != nil {
+	if rep.E2E, err = e2e(ctx, o, rep, bin, dir, redisAddr, redisProc.pid(), logf); err != nil {
 		return nil, err
 	}
 
@@ -460,7 +475,7 @@ func idleUsage(ctx context.Context, pid int, d time.Duration) usage {
 
 // e2e runs the end-to-end measurements: a sidecar with --app-url pointing at
 // the harness's receiver publishes and delivers at each fixed rate.
-func e2e(ctx context.Context, o *options, rep *report, bin, redisAddr string, redisPid int, logf func(string, ...any)) ([]*e2eResult, error) {
+func e2e(ctx context.Context, o *options, rep *report, bin, dir, redisAddr string, redisPid int, logf func(string, ...any)) ([]*e2eResult, error) {
 	base := time.Now()
 	recv, err := startReceiver(base)
 	if err != nil {
@@ -473,7 +488,7 @@ func e2e(ctx context.Context, o *options, rep *report, bin, redisAddr string, re
 	if o.appConcurrency > 0 {
 		args = append(args, "--app-concurrency", strconv.Itoa(o.appConcurrency))
 	}
-	sc, err := startSidecar(ctx, bin, redisAddr, "", args...)
+	sc, err := startSidecar(ctx, bin, o.storeArgs(dir, redisAddr), "", args...)
 	if err != nil {
 		return nil, err
 	}

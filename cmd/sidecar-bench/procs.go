@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -214,7 +215,7 @@ type sidecarProc struct {
 
 // startSidecar execs the sidecar on a free port (and socket, when given) and
 // polls /readyz every millisecond until it answers 200.
-func startSidecar(ctx context.Context, bin, redisAddr, socket string, extra ...string) (*sidecarProc, error) {
+func startSidecar(ctx context.Context, bin string, storeArgs []string, socket string, extra ...string) (*sidecarProc, error) {
 	var last error
 	for attempt := 0; attempt < 5; attempt++ {
 		port, err := freePort()
@@ -222,8 +223,7 @@ func startSidecar(ctx context.Context, bin, redisAddr, socket string, extra ...s
 			return nil, err
 		}
 		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-		args := []string{"--redis-url", "redis://" + redisAddr + "/0", "--listen", addr,
-			"--tenant", "acme", "--log-level", "warn"}
+		args := append(slices.Clone(storeArgs), "--listen", addr, "--tenant", "acme", "--log-level", "warn")
 		if socket != "" {
 			args = append(args, "--socket", socket)
 		}
