@@ -191,10 +191,12 @@ func entryRef(tenant, id string) error {
 	if err := event.ValidateTenantID(tenant); err != nil {
 		return err
 	}
-	ms, seq, ok := strings.Cut(id, "-")
-	if !ok || !isDigits(ms) || !isDigits(seq) || len(id) > 41 {
+	// A Redis stream id (ms-seq) or a JetStream stream sequence; the store
+	// checks the form it uses.
+	ms, seq, dash := strings.Cut(id, "-")
+	if !isDigits(ms) || dash && !isDigits(seq) || len(id) > 41 {
 		return &apiError{Status: fasthttp.StatusBadRequest, Code: event.CodeInvalidField, Field: "entryId",
-			Message: fmt.Sprintf("entry id %.64q is not a stream id such as 1764000000000-0", id)}
+			Message: fmt.Sprintf("entry id %.64q is not a dead letter's id such as 1764000000000-0 (Redis) or 42 (JetStream)", id)}
 	}
 	return nil
 }

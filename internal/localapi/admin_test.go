@@ -227,6 +227,9 @@ func TestAdmin_routes(t *testing.T) {
 		{"GET", "/v1/admin/dlq/acme/1-0x", 400, "entryId", ""},
 		{"DELETE", "/v1/admin/dlq/acme/abc", 400, "entryId", ""},
 		{"POST", "/v1/admin/dlq/acme/-/retry", 400, "entryId", ""},
+		{"GET", "/v1/admin/dlq/acme/1-", 400, "entryId", ""},
+		{"GET", "/v1/admin/dlq/acme/42", 200, "", "get acme 42"},
+		{"POST", "/v1/admin/dlq/acme/42/retry", 202, "", "retry acme 42"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.method+" "+tt.path, func(t *testing.T) {
