@@ -31,10 +31,13 @@ const (
 // maxLastError bounds the lastError header of a dead letter, in bytes.
 const maxLastError = 2048
 
-// Fetch implements relay.Subscriber: one pull request for up to limit messages
-// of this sidecar's consumer group, waiting up to fetchWait (less when ctx
-// ends sooner) when none are ready. It returns (nil, nil) when none came.
-// Safe for use by one goroutine at a time.
+// Fetch implements relay.Subscriber: up to limit messages of this sidecar's
+// consumer group. It takes what is ready without waiting; when nothing is,
+// it waits up to fetchWait (less when ctx ends sooner) for the first message
+// and returns it at once. It never holds a message back to fill a batch: a
+// held message's ack wait (the first retry step, 200 ms in tests) would pass
+// and the server would hand it out again. It returns (nil, nil) when none
+// came. Safe for use by one goroutine at a time.
 //
 // A message's Attempt is its delivery count: redeliveries after a Retry
 // (NakWithDelay) or after the ack wait (the holder died) count up. LastError
@@ -54,9 +57,20 @@ func (s *Store) Fetch(ctx context.Context, limit int) ([]*relay.Message, error) 
 		// empty; the caller should know the broker is away.
 		return nil, fmt.Errorf("fetch: %w: not connected to NATS (%v)", relay.ErrUnavailable, s.nc.Status())
 	}
+	out, err := s.pull(ctx, func() (jetstream.MessageBatch, error) { return s.cons.FetchNoWait(max(1, limit)) })
+	if err != nil || len(out) > 0 {
+		return out, err
+	}
 	fctx, cancel := context.WithTimeout(ctx, fetchWait)
 	defer cancel()
-	batch, err := s.cons.Fetch(max(1, limit), jetstream.FetchContext(fctx))
+	return s.pull(ctx, func() (jetstream.MessageBatch, error) { return s.cons.Fetch(1, jetstream.FetchContext(fctx)) })
+}
+
+// pull runs one pull request and collects its messages. The server ending a
+// request without messages (no messages, request timeout, other requests
+// pending) is not an error.
+func (s *Store) pull(ctx context.Context, fetch func() (jetstream.MessageBatch, error)) ([]*relay.Message, error) {
+	batch, err := fetch()
 	if err != nil {
 		s.lost(err)
 		if ctx.Err() != nil {
@@ -64,9 +78,9 @@ func (s *Store) Fetch(ctx context.Context, limit int) ([]*relay.Message, error) 
 		}
 		return nil, fmt.Errorf("fetch: %w", classify(err))
 	}
-	// The channel is closed when the pull request is done: all messages
-	// came, the server's expiry passed or fctx ended. Messages that arrive
-	// after that are not lost: they are delivered again after the ack wait.
+	// The channel is closed when the pull request is done. Messages that
+	// arrive after that are not lost: they are delivered again after the
+	// ack wait.
 	var out []*relay.Message
 	for msg := range batch.Messages() {
 		out = append(out, s.message(msg))
@@ -77,13 +91,21 @@ func (s *Store) Fetch(ctx context.Context, limit int) ([]*relay.Message, error) 
 	if ctx.Err() != nil {
 		return nil, fmt.Errorf("fetch: %w", classify(ctx.Err()))
 	}
-	// fctx's deadline may pass before the server's "request expired"
+	// The wait's deadline may pass before the server's "request expired"
 	// answer arrives: that is just an empty fetch.
-	if err := batch.Error(); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+	if err := batch.Error(); err != nil && !errors.Is(err, context.DeadlineExceeded) &&
+		!errors.Is(err, jetstream.ErrNoMessages) && !isRequestEnded(err) {
 		s.lost(err)
 		return nil, fmt.Errorf("fetch: %w", classify(err))
 	}
 	return nil, nil
+}
+
+// isRequestEnded reports the server's answers that end a pull request
+// without messages and without a fault: 408 (the request expired, or other
+// requests of the group were pending first) and a leadership change.
+func isRequestEnded(err error) bool {
+	return errors.Is(err, nats.ErrTimeout) || errors.Is(err, jetstream.ErrConsumerLeadershipChanged)
 }
 
 // message turns a delivered JetStream message into a relay.Message. One that

@@ -284,3 +284,43 @@ func TestPublish_of_an_event_of_max_event_bytes_is_stored_and_can_be_dead_letter
 		t.Fatalf("DeadLetter: %v, %v; want true, nil", moved, err)
 	}
 }
+
+// A publish answered ErrUnavailable while the server was away is not sent
+// later, when the connection is back: the app was told 503 and may publish
+// again, so a late write would be a duplicate.
+func TestPublish_refused_while_the_server_was_down_is_never_written(t *testing.T) {
+	dir := t.TempDir()
+	port, err := freeport.Get()
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	srv := open(t, Options{Listen: addr, DataDir: dir})
+	s := open(t, Options{URL: "nats://" + addr})
+	publish(t, s.Store, newEvent("acme", 1))
+	srv.stop()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	res := make([]relay.PublishResult, 1)
+	s.Publish(ctx, []relay.PublishRequest{{Event: newEvent("acme", 2)}}, res)
+	if !errors.Is(res[0].Err, relay.ErrUnavailable) {
+		t.Fatalf("publish while down: got %v, want relay.ErrUnavailable", res[0].Err)
+	}
+
+	srv = open(t, Options{Listen: addr, DataDir: dir})
+	eventually(t, 10*time.Second, "a publish after the server came back", func() bool {
+		res := make([]relay.PublishResult, 1)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		s.Publish(ctx, []relay.PublishRequest{{Event: newEvent("acme", 3)}}, res)
+		return res[0].Err == nil
+	})
+	info, err := srv.events.Info(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.State.Msgs != 2 {
+		t.Errorf("stream holds %d messages, want 2 (the one refused while down must not be written)", info.State.Msgs)
+	}
+}
