@@ -8,60 +8,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/hyvve/sidecar/internal/testutil/apptest"
-	"github.com/hyvve/sidecar/internal/testutil/redistest"
-	"github.com/hyvve/sidecar/internal/testutil/sidecartest"
 )
-
-// statsAnswer is the part of GET /v1/admin/stats the tests check.
-type statsAnswer struct {
-	Tenants []struct {
-		TenantID     string `json:"tenantId"`
-		StreamLength int64  `json:"streamLength"`
-		DLQLength    int64  `json:"dlqLength"`
-		Groups       []struct {
-			Group        string `json:"group"`
-			Lag          int64  `json:"lag"`
-			LagEstimated bool   `json:"lagEstimated"`
-			Pending      int64  `json:"pending"`
-		} `json:"groups"`
-	} `json:"tenants"`
-	TenantCount int    `json:"tenantCount"`
-	NextCursor  string `json:"nextCursor"`
-	DLQTotal    int64  `json:"dlqTotal"`
-	Sidecar     struct {
-		PublishedPerSec float64 `json:"publishedPerSec"`
-		DeliveredPerSec float64 `json:"deliveredPerSec"`
-		FailedPerSec    float64 `json:"failedPerSec"`
-		PerMinute       []struct {
-			Published int64 `json:"published"`
-			Delivered int64 `json:"delivered"`
-		} `json:"perMinute"`
-	} `json:"sidecar"`
-	Cluster struct {
-		PublishedPerMinute []struct {
-			Minute string `json:"minute"`
-			Count  int64  `json:"count"`
-		} `json:"publishedPerMinute"`
-	} `json:"cluster"`
-}
-
-func getStats(t testing.TB, sc *sidecartest.Sidecar, query string) statsAnswer {
-	t.Helper()
-	a := admin(t, sc, "GET", "/v1/admin/stats"+query, adminToken)
-	if a.Status != 200 {
-		t.Fatalf("stats: got %d %s, want 200", a.Status, a.Raw)
-	}
-	var s statsAnswer
-	if err := json.Unmarshal([]byte(a.Raw), &s); err != nil {
-		t.Fatalf("stats %s: %v", a.Raw, err)
-	}
-	return s
-}
 
 // dashboardApp accepts every event but "order.failed", which it rejects
 // (422): that event becomes a dead letter at once.
@@ -81,24 +34,108 @@ func dashboardApp(t testing.TB) *apptest.App {
 }
 
 func TestStats_match_what_was_published_and_dead_lettered(t *testing.T) {
-	rdb := redistest.Start(t)
-	c := rdb.Client(t)
-	app := dashboardApp(t)
-	sc := startSidecar(t, rdb, app, "--admin-token", adminToken)
+	forEachStore(t, func(t *testing.T, b broker) {
+		app := dashboardApp(t)
+		sc := startSidecar(t, b, app)
 
-	if a := admin(t, sc, "GET", "/v1/admin/stats", ""); a.Status != 401 {
-		t.Errorf("stats without the token: got %d, want 401", a.Status)
-	}
+		if a := admin(t, sc, "GET", "/v1/admin/stats", ""); a.Status != 401 {
+			t.Errorf("stats without the token: got %d, want 401", a.Status)
+		}
+		for i := range 5 {
+			publish(t, sc, eventBody("order.paid", "acme", "data", fmt.Sprintf(`{"n":%d}`, i)))
+		}
+		publish(t, sc, eventBody("order.failed", "acme"))
+		for range 3 {
+			publish(t, sc, eventBody("order.paid", "beta"))
+		}
+		app.WaitFor(t, 10*time.Second, "every push answered", func(ps []apptest.Push) bool {
+			return len(ps) == 9 && !slices.ContainsFunc(ps, func(p apptest.Push) bool { return p.Pending })
+		})
+
+		var s statsAnswer
+		eventually(t, 10*time.Second, "the group to catch up and the dead letter to show", func() bool {
+			s = allStats(t, sc)
+			pending, lag, found := s.group("hyvve-platform")
+			return found && pending == 0 && lag == 0 && s.DLQTotal == 1
+		})
+		if s.TenantCount != 2 || len(s.Tenants) != 2 || s.DLQTotal != 1 || s.LagTotal != 0 {
+			t.Fatalf("got %d tenants of %d, %d dead letters, lag %d; want 2 of 2, 1, 0: %+v", len(s.Tenants), s.TenantCount, s.DLQTotal, s.LagTotal, s)
+		}
+		for i, want := range []struct {
+			tenant      string
+			length, dlq int64
+		}{{"acme", 6, 1}, {"beta", 3, 0}} {
+			got := s.Tenants[i]
+			if got.TenantID != want.tenant || got.StreamLength != want.length || got.DLQLength != want.dlq {
+				t.Errorf("tenant %d: got %s length %d dlq %d, want %s %d %d", i, got.TenantID, got.StreamLength, got.DLQLength,
+					want.tenant, want.length, want.dlq)
+			}
+		}
+		// Where the groups are: per tenant on Redis (each tenant stream has
+		// its consumer groups), once over all tenants on JetStream (one
+		// consumer per group covers every tenant).
+		switch b.name() {
+		case "redis":
+			for _, tn := range s.Tenants {
+				if len(tn.Groups) != 1 || tn.Groups[0].Group != "hyvve-platform" || tn.Groups[0].Consumers != 1 {
+					t.Errorf("%s's groups: got %+v, want hyvve-platform with 1 consumer", tn.TenantID, tn.Groups)
+				}
+			}
+			if len(s.Groups) != 0 {
+				t.Errorf("top-level groups on Redis: got %+v, want none", s.Groups)
+			}
+		case "jetstream":
+			if len(s.Groups) != 1 || s.Groups[0].Group != "hyvve-platform" || s.Groups[0].Consumers != 1 {
+				t.Errorf("top-level groups: got %+v, want hyvve-platform with 1 consumer", s.Groups)
+			}
+			for _, tn := range s.Tenants {
+				if len(tn.Groups) != 0 {
+					t.Errorf("%s's groups on JetStream: got %+v, want none (they are over all tenants)", tn.TenantID, tn.Groups)
+				}
+			}
+		}
+
+		// This sidecar's rates come from a sample a second: wait for one after
+		// the publishes.
+		eventually(t, 5*time.Second, "this sidecar's rates", func() bool {
+			s = getStats(t, sc, "")
+			return s.Sidecar.PublishedPerSec > 0 && s.Sidecar.DeliveredPerSec > 0 && s.Sidecar.FailedPerSec > 0
+		})
+		var pub, del int64
+		for _, m := range s.Sidecar.PerMinute {
+			pub += m.Published
+			del += m.Delivered
+		}
+		if pub != 9 || del != 8 {
+			t.Errorf("this sidecar per minute: got %d published, %d delivered; want 9 and 8", pub, del)
+		}
+		if n := len(s.Cluster.PublishedPerMinute); n != 60 {
+			t.Fatalf("cluster per minute: got %d minutes, want 60", n)
+		}
+		// The cluster count is shared through the store; a store may flush
+		// it with a delay.
+		eventually(t, 5*time.Second, "9 published in the cluster's last hour", func() bool {
+			var cluster int64
+			for _, m := range getStats(t, sc, "").Cluster.PublishedPerMinute {
+				cluster += m.Count
+			}
+			return cluster == 9
+		})
+	})
+}
+
+// Redis keeps no lag for a group once an entry in its range was deleted: the
+// stats count it instead and say so (lagEstimated). JetStream always knows a
+// consumer's pending count, so this is Redis-only.
+func TestRedis_stats_estimate_the_lag_a_group_cannot_tell(t *testing.T) {
+	rb := startRedis(t)
+	c := rb.client(t)
+	app := dashboardApp(t)
+	sc := startSidecar(t, rb, app)
 	for i := range 5 {
 		publish(t, sc, eventBody("order.paid", "acme", "data", fmt.Sprintf(`{"n":%d}`, i)))
 	}
-	publish(t, sc, eventBody("order.failed", "acme"))
-	for range 3 {
-		publish(t, sc, eventBody("order.paid", "beta"))
-	}
-	eventually(t, 10*time.Second, "one dead letter and every push answered", func() bool {
-		return xlen(t, c, "hyvve:dlq:{acme}") == 1 && len(app.Received()) == 9
-	})
+	app.WaitFor(t, 10*time.Second, "5 pushes", func(ps []apptest.Push) bool { return len(answered(ps)) == 5 })
 	// A group no sidecar reads, created at the start of acme's stream, then
 	// an entry in the middle deleted: Redis cannot tell that group's lag any more.
 	if err := c.XGroupCreate(context.Background(), "hyvve:events:{acme}", "audit", "0").Err(); err != nil {
@@ -111,109 +148,58 @@ func TestStats_match_what_was_published_and_dead_lettered(t *testing.T) {
 	if err := c.XDel(context.Background(), "hyvve:events:{acme}", entries[2].ID).Err(); err != nil {
 		t.Fatal(err)
 	}
-
-	var s statsAnswer
-	eventually(t, 10*time.Second, "the group to catch up", func() bool {
-		s = getStats(t, sc, "")
-		for _, tn := range s.Tenants {
-			for _, g := range tn.Groups {
-				if g.Group == "hyvve-platform" && (g.Lag != 0 || g.Pending != 0) {
-					return false
-				}
-			}
+	waitCaughtUp(t, sc, "hyvve-platform", 5*time.Second)
+	acme, _ := allStats(t, sc).tenant("acme")
+	want := map[string]string{"hyvve-platform": "lag 0 estimated false", "audit": "lag 4 estimated true"}
+	if len(acme.Groups) != len(want) {
+		t.Errorf("acme's groups: got %+v, want %v", acme.Groups, want)
+	}
+	for _, g := range acme.Groups {
+		if got := fmt.Sprintf("lag %d estimated %v", g.Lag, g.LagEstimated); got != want[g.Group] || g.Pending != 0 {
+			t.Errorf("group %s: got %s pending %d, want %s pending 0", g.Group, got, g.Pending, want[g.Group])
 		}
-		return true
-	})
-	if s.TenantCount != 2 || len(s.Tenants) != 2 || s.DLQTotal != 1 {
-		t.Fatalf("got %d tenants of %d, %d dead letters; want 2 of 2, 1: %+v", len(s.Tenants), s.TenantCount, s.DLQTotal, s)
-	}
-	for i, want := range []struct {
-		tenant      string
-		length, dlq int64
-		groups      map[string][2]int64 // group → lag, estimated (0/1)
-	}{
-		{"acme", 5, 1, map[string][2]int64{"hyvve-platform": {0, 0}, "audit": {5, 1}}},
-		{"beta", 3, 0, map[string][2]int64{"hyvve-platform": {0, 0}}},
-	} {
-		got := s.Tenants[i]
-		if got.TenantID != want.tenant || got.StreamLength != want.length || got.DLQLength != want.dlq {
-			t.Errorf("tenant %d: got %s length %d dlq %d, want %s %d %d", i, got.TenantID, got.StreamLength, got.DLQLength,
-				want.tenant, want.length, want.dlq)
-		}
-		if len(got.Groups) != len(want.groups) {
-			t.Errorf("%s: got %d groups %+v, want %d", want.tenant, len(got.Groups), got.Groups, len(want.groups))
-		}
-		for _, g := range got.Groups {
-			w, ok := want.groups[g.Group]
-			est := int64(0)
-			if g.LagEstimated {
-				est = 1
-			}
-			if !ok || g.Lag != w[0] || est != w[1] || g.Pending != 0 {
-				t.Errorf("%s/%s: got lag %d estimated %v pending %d, want lag %d estimated %v pending 0",
-					want.tenant, g.Group, g.Lag, g.LagEstimated, g.Pending, w[0], w[1] == 1)
-			}
-		}
-	}
-
-	// This sidecar's rates come from a sample a second: wait for one after
-	// the publishes.
-	eventually(t, 5*time.Second, "this sidecar's rates", func() bool {
-		s = getStats(t, sc, "")
-		return s.Sidecar.PublishedPerSec > 0 && s.Sidecar.DeliveredPerSec > 0 && s.Sidecar.FailedPerSec > 0
-	})
-	var pub, del int64
-	for _, m := range s.Sidecar.PerMinute {
-		pub += m.Published
-		del += m.Delivered
-	}
-	if pub != 9 || del != 8 {
-		t.Errorf("this sidecar per minute: got %d published, %d delivered; want 9 and 8", pub, del)
-	}
-	if n := len(s.Cluster.PublishedPerMinute); n != 60 {
-		t.Fatalf("cluster per minute: got %d minutes, want 60", n)
-	}
-	var cluster int64
-	for _, m := range s.Cluster.PublishedPerMinute {
-		cluster += m.Count
-	}
-	if cluster != 9 {
-		t.Errorf("cluster per minute: got %d published in the last hour, want 9", cluster)
 	}
 }
 
 func TestStats_pages_tenants(t *testing.T) {
-	rdb := redistest.Start(t)
-	sc := startSidecar(t, rdb, nil, "--admin-token", adminToken)
-	for i := range 5 {
-		publish(t, sc, eventBody("a.b", fmt.Sprintf("t%d", i)))
-	}
-	var seen []string
-	cursor := ""
-	for range 5 {
-		q := "?limit=2"
-		if cursor != "" {
-			q += "&cursor=" + cursor
+	forEachStore(t, func(t *testing.T, b broker) {
+		sc := startSidecar(t, b, nil)
+		for i := range 5 {
+			publish(t, sc, eventBody("a.b", fmt.Sprintf("t%d", i)))
 		}
-		s := getStats(t, sc, q)
-		for _, tn := range s.Tenants {
-			seen = append(seen, tn.TenantID)
+		var seen []string
+		cursor := ""
+		for range 5 {
+			q := "?limit=2"
+			if cursor != "" {
+				q += "&cursor=" + cursor
+			}
+			s := getStats(t, sc, q)
+			if s.TenantCount != 5 {
+				t.Errorf("tenantCount: got %d, want 5", s.TenantCount)
+			}
+			for _, tn := range s.Tenants {
+				seen = append(seen, tn.TenantID)
+				if tn.StreamLength != 1 {
+					t.Errorf("%s's stream length: got %d, want 1", tn.TenantID, tn.StreamLength)
+				}
+			}
+			if cursor = s.NextCursor; cursor == "" {
+				break
+			}
 		}
-		if cursor = s.NextCursor; cursor == "" {
-			break
+		if got := strings.Join(seen, ","); got != "t0,t1,t2,t3,t4" {
+			t.Errorf("tenants over the pages: got %s, want t0,t1,t2,t3,t4", got)
 		}
-	}
-	if got := strings.Join(seen, ","); got != "t0,t1,t2,t3,t4" {
-		t.Errorf("tenants over the pages: got %s, want t0,t1,t2,t3,t4", got)
-	}
-	if a := admin(t, sc, "GET", "/v1/admin/stats?limit=5000", adminToken); a.Status != 400 || a.errField("field") != "limit" {
-		t.Errorf("limit 5000: got %d %s, want 400 naming limit", a.Status, a.Raw)
-	}
+		if a := admin(t, sc, "GET", "/v1/admin/stats?limit=5000", adminToken); a.Status != 400 || a.errField("field") != "limit" {
+			t.Errorf("limit 5000: got %d %s, want 400 naming limit", a.Status, a.Raw)
+		}
+	})
 }
 
+// The dashboard's files come from the binary; no store is involved.
 func TestDashboard_page_is_served_with_strict_headers(t *testing.T) {
-	rdb := redistest.Start(t)
-	sc := startSidecar(t, rdb, nil, "--admin-token", adminToken)
+	sc := startSidecar(t, startRedis(t), nil)
 	for _, p := range []string{"/admin/", "/admin/index.html", "/admin/app.js", "/admin/style.css"} {
 		a := do(t, sc.Client(), "GET", sc.URL()+p, "", nil)
 		if a.Status != 200 || len(a.Raw) < 500 {
@@ -265,15 +251,15 @@ func TestDashboard_in_a_browser(t *testing.T) {
 		t.Skipf("missing %s", strings.Join(missing, ", "))
 	}
 
-	rdb := redistest.Start(t)
-	c := rdb.Client(t)
+	// One store is enough for the page; it reads the store only through
+	// the admin API, which the other tests cover on both.
 	app := dashboardApp(t)
-	sc := startSidecar(t, rdb, app, "--admin-token", adminToken)
+	sc := startSidecar(t, startRedis(t), app)
 	for range 3 {
 		publish(t, sc, eventBody("order.paid", "acme"))
 	}
 	publish(t, sc, eventBody("order.failed", "acme", "data", `{"orderId":"ord-browser-42"}`))
-	eventually(t, 10*time.Second, "the dead letter", func() bool { return xlen(t, c, "hyvve:dlq:{acme}") == 1 })
+	eventually(t, 10*time.Second, "the dead letter", func() bool { return dlqLength(t, sc, "acme") == 1 })
 	// The retried event is pushed again; the app now takes it.
 	app.SetHandler(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusOK) })
 
@@ -303,7 +289,7 @@ func TestDashboard_in_a_browser(t *testing.T) {
 	if err != nil {
 		t.Fatalf("browser test failed: %v", err)
 	}
-	if n := xlen(t, c, "hyvve:dlq:{acme}"); n != 0 {
+	if n := dlqLength(t, sc, "acme"); n != 0 {
 		t.Errorf("dead letters after the retry button: got %d, want 0", n)
 	}
 	if strings.Contains(sc.Logs(), adminToken) {

@@ -1,15 +1,21 @@
 // Package e2e holds the black-box tests: they build the real sidecar binary,
-// start real redis-servers and fake apps, and drive everything over HTTP the
-// way an app would.
+// start real brokers (redis-server, nats-server with JetStream) and fake apps,
+// and drive everything over HTTP the way an app would.
+//
+// Every semantic test runs against both stores through forEachStore, and
+// inspects only what a user can see through the sidecar: publish answers,
+// the pushes the app received, GET /v1/admin/stats and the dead-letter API.
+// Tests named TestRedis_… or TestJetStream_… check one store's layout or a
+// behaviour that truly differs between the stores.
 package e2e
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -17,9 +23,78 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/hyvve/sidecar/internal/testutil/apptest"
+	"github.com/hyvve/sidecar/internal/testutil/natstest"
 	"github.com/hyvve/sidecar/internal/testutil/redistest"
 	"github.com/hyvve/sidecar/internal/testutil/sidecartest"
 )
+
+// broker is the store under test: a real server process owned by the test.
+type broker interface {
+	// name is "redis" or "jetstream": the subtest's name.
+	name() string
+	// args are the flags that point a sidecar at this broker.
+	args() []string
+	// kill ends the broker's process with SIGKILL; restart starts it again
+	// on the same address with the data it had written.
+	kill(t testing.TB)
+	restart(t testing.TB)
+	// stream is the "stream" field of a publish answer for tenant.
+	stream(tenant string) string
+}
+
+// redisBroker is a redis-server; tests that assert the Redis layout use
+// client.
+type redisBroker struct{ srv *redistest.Server }
+
+// startRedis starts a redis-server (see redistest.Start).
+func startRedis(t testing.TB, opts ...redistest.Options) *redisBroker {
+	t.Helper()
+	return &redisBroker{srv: redistest.Start(t, opts...)}
+}
+
+func (b *redisBroker) name() string                      { return "redis" }
+func (b *redisBroker) args() []string                    { return []string{"--redis-url", b.srv.URL()} }
+func (b *redisBroker) kill(t testing.TB)                 { t.Helper(); b.srv.Kill(t) }
+func (b *redisBroker) restart(t testing.TB)              { t.Helper(); b.srv.Restart(t) }
+func (b *redisBroker) stream(tenant string) string       { return "hyvve:events:{" + tenant + "}" }
+func (b *redisBroker) client(t testing.TB) *redis.Client { t.Helper(); return b.srv.Client(t) }
+
+// jetStreamBroker is an external nats-server with JetStream (--nats-url).
+// Its store is on disk, so whatever it acknowledged survives kill.
+type jetStreamBroker struct{ srv *natstest.Server }
+
+// startJetStream starts a nats-server with JetStream (see natstest.Start).
+func startJetStream(t testing.TB) *jetStreamBroker {
+	t.Helper()
+	return &jetStreamBroker{srv: natstest.Start(t)}
+}
+
+func (b *jetStreamBroker) name() string                { return "jetstream" }
+func (b *jetStreamBroker) args() []string              { return []string{"--nats-url", b.srv.URL()} }
+func (b *jetStreamBroker) kill(t testing.TB)           { t.Helper(); b.srv.Kill(t) }
+func (b *jetStreamBroker) restart(t testing.TB)        { t.Helper(); b.srv.Restart(t) }
+func (b *jetStreamBroker) stream(tenant string) string { return "hyvve.events." + tenant }
+
+// forEachStore runs test once per store, as the subtests "redis" and
+// "jetstream", one after the other, each with its own fresh broker.
+func forEachStore(t *testing.T, test func(t *testing.T, b broker)) {
+	t.Helper()
+	runStores(t, redistest.Options{}, test)
+}
+
+// forEachDurableStore is forEachStore for tests that kill and restart the
+// broker: the redis-server writes its append-only file on every write, as a
+// production Redis that must not lose acknowledged events does.
+func forEachDurableStore(t *testing.T, test func(t *testing.T, b broker)) {
+	t.Helper()
+	runStores(t, redistest.Options{AppendOnly: true}, test)
+}
+
+func runStores(t *testing.T, redisOpts redistest.Options, test func(t *testing.T, b broker)) {
+	t.Helper()
+	t.Run("redis", func(t *testing.T) { test(t, startRedis(t, redisOpts)) })
+	t.Run("jetstream", func(t *testing.T) { test(t, startJetStream(t)) })
+}
 
 // answer is a decoded local API response.
 type answer struct {
@@ -78,12 +153,17 @@ func publish(t testing.TB, sc *sidecartest.Sidecar, body string) answer {
 	return a
 }
 
-// startSidecar starts the real binary against rdb with the given extra flags.
-func startSidecar(t testing.TB, rdb *redistest.Server, app *apptest.App, args ...string) *sidecartest.Sidecar {
+// startSidecar starts the real binary against b with the given extra flags.
+// Unless args set one, the admin token is adminToken, so that the test can
+// inspect the store through the admin API.
+func startSidecar(t testing.TB, b broker, app *apptest.App, args ...string) *sidecartest.Sidecar {
 	t.Helper()
-	full := []string{"--redis-url", rdb.URL(), "--tenant", "acme", "--log-level", "debug"}
+	full := append(b.args(), "--tenant", "acme", "--log-level", "debug")
 	if app != nil {
 		full = append(full, "--app-url", app.URL())
+	}
+	if !slices.Contains(args, "--admin-token") {
+		full = append(full, "--admin-token", adminToken)
 	}
 	return sidecartest.Start(t, sidecartest.Options{Args: append(full, args...)})
 }
@@ -106,13 +186,15 @@ func countIDs(ps []apptest.Push) map[string]int {
 	return m
 }
 
-func xlen(t testing.TB, c *redis.Client, stream string) int64 {
-	t.Helper()
-	n, err := c.XLen(context.Background(), stream).Result()
-	if err != nil {
-		t.Fatalf("xlen %s: %v", stream, err)
+// answered returns the ids of the events the app answered 200.
+func answered(ps []apptest.Push) map[string]bool {
+	m := map[string]bool{}
+	for _, p := range ps {
+		if p.Status == http.StatusOK {
+			m[p.EventID] = true
+		}
 	}
-	return n
+	return m
 }
 
 func eventBody(typ, tenant string, extra ...string) string {
@@ -138,4 +220,169 @@ func eventually(t testing.TB, timeout time.Duration, what string, cond func() bo
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+const adminToken = "adm-7f3c9e-secret"
+
+// admin calls the admin API of sc with token ("" = no Authorization header).
+func admin(t testing.TB, sc *sidecartest.Sidecar, method, path, token string) answer {
+	t.Helper()
+	h := map[string]string{}
+	if token != "" {
+		h["Authorization"] = "Bearer " + token
+	}
+	return do(t, sc.Client(), method, sc.URL()+path, "", h)
+}
+
+// groupStats is one consumer group in GET /v1/admin/stats.
+type groupStats struct {
+	Group        string `json:"group"`
+	Consumers    int64  `json:"consumers"`
+	Lag          int64  `json:"lag"`
+	LagEstimated bool   `json:"lagEstimated"`
+	Pending      int64  `json:"pending"`
+}
+
+// tenantStats is one tenant in GET /v1/admin/stats.
+type tenantStats struct {
+	TenantID     string       `json:"tenantId"`
+	StreamLength int64        `json:"streamLength"`
+	DLQLength    int64        `json:"dlqLength"`
+	Groups       []groupStats `json:"groups"`
+}
+
+// statsAnswer is the part of GET /v1/admin/stats the tests check.
+type statsAnswer struct {
+	Tenants     []tenantStats `json:"tenants"`
+	TenantCount int           `json:"tenantCount"`
+	NextCursor  string        `json:"nextCursor"`
+	// Groups is set by a store with one consumer per group over all
+	// tenants (JetStream); on Redis the groups are per tenant.
+	Groups   []groupStats `json:"groups"`
+	DLQTotal int64        `json:"dlqTotal"`
+	LagTotal int64        `json:"lagTotal"`
+	Sidecar  struct {
+		PublishedPerSec float64 `json:"publishedPerSec"`
+		DeliveredPerSec float64 `json:"deliveredPerSec"`
+		FailedPerSec    float64 `json:"failedPerSec"`
+		PerMinute       []struct {
+			Published int64 `json:"published"`
+			Delivered int64 `json:"delivered"`
+		} `json:"perMinute"`
+	} `json:"sidecar"`
+	Cluster struct {
+		PublishedPerMinute []struct {
+			Minute string `json:"minute"`
+			Count  int64  `json:"count"`
+		} `json:"publishedPerMinute"`
+	} `json:"cluster"`
+}
+
+// getStats reads GET /v1/admin/stats<query> through sc (which must have
+// adminToken) and fails the test unless it answers 200.
+func getStats(t testing.TB, sc *sidecartest.Sidecar, query string) statsAnswer {
+	t.Helper()
+	a := admin(t, sc, "GET", "/v1/admin/stats"+query, adminToken)
+	if a.Status != 200 {
+		t.Fatalf("stats: got %d %s, want 200", a.Status, a.Raw)
+	}
+	var s statsAnswer
+	if err := json.Unmarshal([]byte(a.Raw), &s); err != nil {
+		t.Fatalf("stats %s: %v", a.Raw, err)
+	}
+	return s
+}
+
+// tenant returns the stats of one tenant (zero and false when absent).
+func (s statsAnswer) tenant(id string) (tenantStats, bool) {
+	for _, tn := range s.Tenants {
+		if tn.TenantID == id {
+			return tn, true
+		}
+	}
+	return tenantStats{}, false
+}
+
+// group sums a consumer group's pending and lag over the whole answer,
+// wherever the store reports it: per tenant on Redis (tenants[].groups[]),
+// once over all tenants on JetStream (the top-level groups). found is false
+// when nothing lists the group.
+func (s statsAnswer) group(name string) (pending, lag int64, found bool) {
+	all := slices.Clone(s.Groups)
+	for _, tn := range s.Tenants {
+		all = append(all, tn.Groups...)
+	}
+	for _, g := range all {
+		if g.Group == name {
+			pending += g.Pending
+			lag += g.Lag
+			found = true
+		}
+	}
+	return pending, lag, found
+}
+
+// allStats reads every tenant at once (the tests have a handful).
+func allStats(t testing.TB, sc *sidecartest.Sidecar) statsAnswer {
+	t.Helper()
+	return getStats(t, sc, "?limit=1000")
+}
+
+// caughtUp reports whether group has read every event of every tenant and
+// holds none of them pending: each was pushed and acknowledged, acknowledged
+// without a push, or dead-lettered.
+func caughtUp(t testing.TB, sc *sidecartest.Sidecar, group string) bool {
+	t.Helper()
+	pending, lag, found := allStats(t, sc).group(group)
+	return found && pending == 0 && lag == 0
+}
+
+// waitCaughtUp waits until caughtUp(group) holds.
+func waitCaughtUp(t testing.TB, sc *sidecartest.Sidecar, group string, timeout time.Duration) {
+	t.Helper()
+	eventually(t, timeout, "group "+group+" to have read and acknowledged everything", func() bool {
+		return caughtUp(t, sc, group)
+	})
+}
+
+// pendingOf returns how many events group holds unacknowledged.
+func pendingOf(t testing.TB, sc *sidecartest.Sidecar, group string) int64 {
+	t.Helper()
+	p, _, found := allStats(t, sc).group(group)
+	if !found {
+		t.Fatalf("stats list no group %s", group)
+	}
+	return p
+}
+
+// streamLength returns the number of events of tenant the store keeps.
+func streamLength(t testing.TB, sc *sidecartest.Sidecar, tenant string) int64 {
+	t.Helper()
+	tn, _ := allStats(t, sc).tenant(tenant)
+	return tn.StreamLength
+}
+
+// dlqLength returns the number of dead letters of tenant.
+func dlqLength(t testing.TB, sc *sidecartest.Sidecar, tenant string) int64 {
+	t.Helper()
+	tn, _ := allStats(t, sc).tenant(tenant)
+	return tn.DLQLength
+}
+
+// deadLetters lists the dead letters of GET /v1/admin/dlq<query> (one page).
+func deadLetters(t testing.TB, sc *sidecartest.Sidecar, query string) []map[string]any {
+	t.Helper()
+	a := admin(t, sc, "GET", "/v1/admin/dlq"+query, adminToken)
+	if a.Status != 200 {
+		t.Fatalf("GET /v1/admin/dlq%s: got %d %s, want 200", query, a.Status, a.Raw)
+	}
+	items, ok := a.Body["items"].([]any)
+	if !ok {
+		t.Fatalf("list answer has no items array: %s", a.Raw)
+	}
+	out := make([]map[string]any, len(items))
+	for i, it := range items {
+		out[i], _ = it.(map[string]any)
+	}
+	return out
 }

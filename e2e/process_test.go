@@ -5,7 +5,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/hyvve/sidecar/internal/testutil/redistest"
 	"github.com/hyvve/sidecar/internal/testutil/sidecartest"
 )
 
@@ -17,7 +16,8 @@ func TestProcess_help_documents_every_flag(t *testing.T) {
 	for _, f := range []string{"--listen", "--socket", "--redis-url", "--redis-pool-size", "--redis-cluster", "--data-dir",
 		"--app-url", "--app-token", "--app-timeout", "--app-concurrency", "--group", "--source", "--tenant", "--tenants",
 		"--key-prefix", "--retry-schedule", "--retention", "--dlq-retention", "--max-event-bytes", "--api-token",
-		"--admin-token", "--config", "--log-level", "--shutdown-timeout", "HYVVE_REDIS_URL"} {
+		"--admin-token", "--config", "--log-level", "--shutdown-timeout", "HYVVE_REDIS_URL",
+		"--nats-url", "--embedded-listen", "HYVVE_NATS_URL"} {
 		if !strings.Contains(out, f) {
 			t.Errorf("--help does not mention %s", f)
 		}
@@ -47,6 +47,10 @@ func TestProcess_bad_configuration_fails_at_start_with_one_line_naming_the_setti
 		{"unknown yaml key", []string{"--config", badYAML}, nil, "redis_url"},
 		{"unknown flag", []string{"--redis-ur", "x"}, nil, "redis-ur"},
 		{"bad redis url", []string{"--redis-url", "http://user:hunter2@x"}, nil, "--redis-url"},
+		{"both stores", []string{"--redis-url", "redis://127.0.0.1:1", "--nats-url", "nats://127.0.0.1:2"}, nil, "--nats-url"},
+		{"bad nats url", []string{"--nats-url", "http://user:hunter2@x:4222"}, nil, "--nats-url"},
+		{"embedded listen without the embedded store", []string{"--nats-url", "nats://127.0.0.1:2", "--embedded-listen", "127.0.0.1:4222"}, nil, "--embedded-listen"},
+		{"bad embedded listen", []string{"--data-dir", dir, "--embedded-listen", "nowhere"}, nil, "--embedded-listen"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -65,9 +69,23 @@ func TestProcess_bad_configuration_fails_at_start_with_one_line_naming_the_setti
 	}
 }
 
+// SIGTERM on each store, and on the embedded one, which also shuts down its
+// in-process server.
 func TestProcess_SIGTERM_exits_0_and_removes_the_socket(t *testing.T) {
-	rdb := redistest.Start(t)
-	sc := sidecartest.Start(t, sidecartest.Options{Socket: true, Args: []string{"--redis-url", rdb.URL(), "--tenant", "acme"}})
+	for _, tc := range []struct {
+		name string
+		args func(t *testing.T) []string
+	}{
+		{"redis", func(t *testing.T) []string { return startRedis(t).args() }},
+		{"jetstream", func(t *testing.T) []string { return startJetStream(t).args() }},
+		{"embedded", func(t *testing.T) []string { return []string{"--data-dir", t.TempDir()} }},
+	} {
+		t.Run(tc.name, func(t *testing.T) { sigtermExits0(t, tc.args(t)) })
+	}
+}
+
+func sigtermExits0(t *testing.T, store []string) {
+	sc := sidecartest.Start(t, sidecartest.Options{Socket: true, Args: append(store, "--tenant", "acme")})
 	fi, err := os.Stat(sc.SocketPath())
 	if err != nil {
 		t.Fatal(err)
