@@ -22,7 +22,7 @@ fmt:
 build:
 	$(GO) build -o bin/sidecar ./cmd/sidecar
 
-## run: a local redis-server and the sidecar (scripts/run-local.sh).
+## run: the sidecar on its embedded store (scripts/run-local.sh).
 run:
 	./scripts/run-local.sh
 
