@@ -175,3 +175,15 @@ func TestEmbedded_listen_shares_the_store_with_sidecars_on_nats_url(t *testing.T
 		}
 	}
 }
+
+// Two sidecars on one --data-dir would corrupt the store: the second one
+// exits at start with one line naming the directory, and the first goes on.
+func TestEmbedded_a_second_sidecar_on_the_same_data_dir_is_refused(t *testing.T) {
+	dir := t.TempDir()
+	first := embeddedSidecar(t, dir, nil)
+	out, code := sidecartest.Run(t, []string{"--data-dir", dir, "--listen", "127.0.0.1:0", "--tenant", "acme"}, nil)
+	if code == 0 || !strings.Contains(out, "--data-dir "+dir+": in use by another sidecar (pid "+strconv.Itoa(first.PID())+")") {
+		t.Errorf("second sidecar: exit %d, output:\n%s\nwant a non-zero exit naming the directory and pid %d", code, out, first.PID())
+	}
+	publish(t, first, eventBody("order.paid", "acme"))
+}

@@ -207,13 +207,6 @@ func (d *Daemon) openStore(instance, group, consumer string, policy retry.Policy
 		d.store, d.stats, d.replays = rs, brokerStats{rs}, rp
 		return nil
 	}
-	if cfg.NATSURL == "" {
-		// The embedded server keeps its files here; 0700 as it holds
-		// every tenant's events.
-		if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-			return fmt.Errorf("--data-dir: %w", err)
-		}
-	}
 	js, err := jsstore.New(jsstore.Options{
 		URL:           cfg.NATSURL,
 		DataDir:       cfg.DataDir,

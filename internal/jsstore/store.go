@@ -93,9 +93,10 @@ type Store struct {
 	log   *slog.Logger
 	names names
 
-	srv *server.Server // the embedded server; nil with an external URL
-	nc  *nats.Conn
-	js  jetstream.JetStream
+	srv    *server.Server // the embedded server; nil with an external URL
+	unlock func()         // releases the lock on the embedded server's DataDir
+	nc     *nats.Conn
+	js     jetstream.JetStream
 
 	// ready is closed once setup succeeded; events, dlq and cons are set
 	// before that and never change afterwards.
@@ -192,11 +193,16 @@ func New(o Options) (*Store, error) {
 	}
 	url := o.URL
 	if url == "" {
-		srv, err := startEmbedded(o)
+		unlock, err := lockDataDir(o.DataDir)
 		if err != nil {
 			return nil, err
 		}
-		s.srv = srv
+		srv, err := startEmbedded(o)
+		if err != nil {
+			unlock()
+			return nil, err
+		}
+		s.srv, s.unlock = srv, unlock
 		copts = append(copts, nats.InProcessServer(srv))
 	}
 	nc, err := nats.Connect(url, copts...)
@@ -246,7 +252,7 @@ func startEmbedded(o Options) (*server.Server, error) {
 	srv.Start()
 	if !srv.ReadyForConnections(10 * time.Second) {
 		srv.Shutdown()
-		return nil, fmt.Errorf("embedded store in --data-dir %s: the JetStream server did not start within 10s (is another sidecar using that directory, or the port of --embedded-listen taken?)", o.DataDir)
+		return nil, fmt.Errorf("embedded store in --data-dir %s: the JetStream server did not start within 10s (is the port of --embedded-listen taken?)", o.DataDir)
 	}
 	return srv, nil
 }
@@ -466,6 +472,7 @@ func (s *Store) shutdownServer() {
 	if s.srv != nil {
 		s.srv.Shutdown()
 		s.srv.WaitForShutdown()
+		s.unlock()
 	}
 }
 

@@ -3,7 +3,9 @@ package jsstore
 import (
 	"context"
 	"fmt"
+	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -223,4 +225,25 @@ func eventually(t testing.TB, within time.Duration, what string, cond func() boo
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// Two embedded servers on one directory would corrupt the store: the second
+// is refused with an error naming the directory and the owner, and the
+// directory is free again once the first closed.
+func TestNew_refuses_a_data_dir_another_store_uses(t *testing.T) {
+	dir := t.TempDir()
+	first, err := New(withDefaults(t, Options{DataDir: dir}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = New(withDefaults(t, Options{DataDir: dir}))
+	if err == nil || !strings.Contains(err.Error(), "--data-dir "+dir+": in use by another sidecar (pid "+strconv.Itoa(os.Getpid())+")") {
+		t.Fatalf("second store on %s: got %v, want the directory in use by this pid", dir, err)
+	}
+	first.Close()
+	again, err := New(withDefaults(t, Options{DataDir: dir}))
+	if err != nil {
+		t.Fatalf("after the first closed: %v", err)
+	}
+	again.Close()
 }
