@@ -10,7 +10,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -96,13 +95,7 @@ type Replayer struct {
 	// heartbeat is replayHeartbeat; tests shorten it.
 	heartbeat time.Duration
 
-	// mu guards ctx, done and running; wg counts job goroutines, added to
-	// only under mu while ctx is set, so Run's Wait sees every job.
-	mu      sync.Mutex
-	ctx     context.Context // Run's context while it runs, else nil
-	done    bool            // Run has returned
-	running int
-	wg      sync.WaitGroup
+	slots *relay.ReplaySlots
 }
 
 // NewReplayer returns a Replayer on the store.
@@ -121,28 +114,13 @@ func NewReplayer(s *Store, o ReplayOptions) (*Replayer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("jsstore: replay publisher: %w", err)
 	}
-	return &Replayer{s: s, o: o, log: o.Logger, pub: pub, heartbeat: replayHeartbeat}, nil
+	return &Replayer{s: s, o: o, log: o.Logger, pub: pub, heartbeat: replayHeartbeat, slots: relay.NewReplaySlots(o.MaxRunning)}, nil
 }
 
 // Run lets jobs start until ctx ends; it then cancels the running jobs,
 // which record themselves as failed ("sidecar shutting down"), waits for
 // them and returns nil. Call it once.
-func (r *Replayer) Run(ctx context.Context) error {
-	r.mu.Lock()
-	if r.ctx != nil || r.done {
-		r.mu.Unlock()
-		return errors.New("jsstore: Replayer.Run called twice")
-	}
-	r.ctx = ctx
-	r.mu.Unlock()
-
-	<-ctx.Done()
-	r.mu.Lock()
-	r.ctx, r.done = nil, true
-	r.mu.Unlock()
-	r.wg.Wait()
-	return nil
-}
+func (r *Replayer) Run(ctx context.Context) error { return r.slots.Run(ctx) }
 
 // StartReplay validates the request, records a new job as running and starts
 // it; it returns the job as recorded, with To clamped to the job's start
@@ -157,26 +135,9 @@ func (r *Replayer) StartReplay(ctx context.Context, req relay.ReplayRequest) (re
 	if err := req.Validate(); err != nil {
 		return relay.ReplayJob{}, err
 	}
-	r.mu.Lock()
-	runCtx := r.ctx
-	switch {
-	case runCtx == nil:
-		r.mu.Unlock()
-		return relay.ReplayJob{}, fmt.Errorf("%w: replays are not running (sidecar starting or shutting down)", relay.ErrUnavailable)
-	case r.running >= r.o.MaxRunning:
-		n := r.running
-		r.mu.Unlock()
-		return relay.ReplayJob{}, fmt.Errorf("%w: this sidecar runs %d replay jobs, the most it may; try again when one has finished",
-			relay.ErrTooManyReplays, n)
-	}
-	r.running++ // the slot is taken before the job exists, so a burst cannot overshoot
-	r.wg.Add(1)
-	r.mu.Unlock()
-	release := func() {
-		r.mu.Lock()
-		r.running--
-		r.mu.Unlock()
-		r.wg.Done()
+	runCtx, release, err := r.slots.Acquire()
+	if err != nil {
+		return relay.ReplayJob{}, err
 	}
 
 	job, rev, err := r.s.createReplay(ctx, req, r.o.Owner)

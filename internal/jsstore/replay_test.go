@@ -514,9 +514,7 @@ func TestReplay_a_job_declared_dead_by_a_reader_stops_and_keeps_that_record(t *t
 
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		env.r.mu.Lock()
-		n := env.r.running
-		env.r.mu.Unlock()
+		n := env.r.slots.Running()
 		if n == 0 {
 			break
 		}

@@ -354,7 +354,7 @@ func (s *Store) RetryDeadLetter(ctx context.Context, tenant, id string) (relay.P
 	if err != nil {
 		return relay.PublishResult{}, err
 	}
-	ev, err := retryable(dl)
+	ev, err := relay.RetryEvent(dl)
 	if err != nil {
 		return relay.PublishResult{}, err
 	}
@@ -376,31 +376,6 @@ func (s *Store) RetryDeadLetter(ctx context.Context, tenant, id string) (relay.P
 		return relay.PublishResult{}, fmt.Errorf("retry dead letter %s %s: %w", dlq, id, classify(err))
 	}
 	return relay.PublishResult{Stream: stream, StreamID: newID, EventID: ev.ID, CorrelationID: ev.CorrelationID}, nil
-}
-
-// retryable returns the event to re-publish for dl: a copy targeted at the
-// group that failed it. A dead letter without a valid event of its own tenant
-// or without a group cannot be retried for that group alone.
-func retryable(dl *relay.DeadLetter) (*event.Event, error) {
-	var why string
-	switch {
-	case dl.Event == nil:
-		why = "it holds no decodable event"
-	case dl.Group == "":
-		why = "it names no consumer group"
-	case dl.Event.TenantID != dl.Tenant:
-		why = fmt.Sprintf("its event belongs to tenant %q", dl.Event.TenantID)
-	default:
-		if err := dl.Event.Validate(); err != nil {
-			why = "its event is invalid: " + err.Error()
-		}
-	}
-	if why != "" {
-		return nil, fmt.Errorf("dead letter %s of tenant %s: %s: %w", dl.ID, dl.Tenant, why, relay.ErrNotRetryable)
-	}
-	ev := *dl.Event
-	ev.TargetGroup = dl.Group
-	return &ev, nil
 }
 
 // DeleteDeadLetter removes one dead letter; relay.ErrNotFound when it does not

@@ -2,6 +2,7 @@ package relay
 
 import (
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/hyvve/sidecar/internal/event"
@@ -45,4 +46,30 @@ type DLQQuery struct {
 type DLQPage struct {
 	Items      []DeadLetter
 	NextCursor string
+}
+
+// RetryEvent returns the event to re-publish when dl is retried: a copy
+// targeted at the group that failed it. A dead letter without a valid event
+// of its own tenant, or without a group, cannot be retried for that group
+// alone: the error wraps ErrNotRetryable.
+func RetryEvent(dl *DeadLetter) (*event.Event, error) {
+	var why string
+	switch {
+	case dl.Event == nil:
+		why = "it holds no decodable event"
+	case dl.Group == "":
+		why = "it names no consumer group"
+	case dl.Event.TenantID != dl.Tenant:
+		why = fmt.Sprintf("its event belongs to tenant %q", dl.Event.TenantID)
+	default:
+		if err := dl.Event.Validate(); err != nil {
+			why = "its event is invalid: " + err.Error()
+		}
+	}
+	if why != "" {
+		return nil, fmt.Errorf("dead letter %s of tenant %s: %s: %w", dl.ID, dl.Tenant, why, ErrNotRetryable)
+	}
+	ev := *dl.Event
+	ev.TargetGroup = dl.Group
+	return &ev, nil
 }
