@@ -167,7 +167,7 @@ func (s *Server) handleDLQList(ctx *fasthttp.RequestCtx) {
 	}
 	actx, cancel := context.WithTimeout(context.Background(), adminTimeout)
 	defer cancel()
-	page, err := s.o.DeadLetters.ListDeadLetters(actx, q)
+	page, err := s.listDeadLetters(actx, q)
 	if err != nil {
 		s.adminFail(ctx, err)
 		return
@@ -186,9 +186,13 @@ func (s *Server) handleDLQList(ctx *fasthttp.RequestCtx) {
 	ctx.SetBody(b)
 }
 
-// entryRef validates the <tenantId>/<entryId> of a dead-letter path.
-func entryRef(tenant, id string) error {
+// entryRef validates the <tenantId>/<entryId> of a dead-letter path; a
+// tenant outside the allow-list is 403.
+func (s *Server) entryRef(tenant, id string) error {
 	if err := event.ValidateTenantID(tenant); err != nil {
+		return err
+	}
+	if err := s.checkTenant(tenant); err != nil {
 		return err
 	}
 	// A Redis stream id (ms-seq) or a JetStream stream sequence; the store
@@ -211,7 +215,7 @@ func isDigits(s string) bool {
 }
 
 func (s *Server) handleDLQGet(ctx *fasthttp.RequestCtx, tenant, id string) {
-	if err := entryRef(tenant, id); err != nil {
+	if err := s.entryRef(tenant, id); err != nil {
 		s.adminFail(ctx, err)
 		return
 	}
@@ -227,7 +231,7 @@ func (s *Server) handleDLQGet(ctx *fasthttp.RequestCtx, tenant, id string) {
 }
 
 func (s *Server) handleDLQRetry(ctx *fasthttp.RequestCtx, tenant, id string) {
-	if err := entryRef(tenant, id); err != nil {
+	if err := s.entryRef(tenant, id); err != nil {
 		s.adminFail(ctx, err)
 		return
 	}
@@ -246,7 +250,7 @@ func (s *Server) handleDLQRetry(ctx *fasthttp.RequestCtx, tenant, id string) {
 }
 
 func (s *Server) handleDLQDelete(ctx *fasthttp.RequestCtx, tenant, id string) {
-	if err := entryRef(tenant, id); err != nil {
+	if err := s.entryRef(tenant, id); err != nil {
 		s.adminFail(ctx, err)
 		return
 	}

@@ -76,10 +76,14 @@ func (s *Server) handlePublish(ctx *fasthttp.RequestCtx) {
 	if !ok {
 		return
 	}
-	body := ctx.PostBody()
-	if len(body) > s.o.MaxEventBytes {
-		s.reject(ctx, &apiError{Status: fasthttp.StatusRequestEntityTooLarge, Code: "event_too_large",
-			Message: fmt.Sprintf("event is %d bytes; the limit is %d (--max-event-bytes)", len(body), s.o.MaxEventBytes)})
+	body, err := s.requestBody(ctx, s.o.MaxEventBytes)
+	if err != nil {
+		var big *bodyTooLarge
+		if errors.As(err, &big) {
+			err = &apiError{Status: fasthttp.StatusRequestEntityTooLarge, Code: "event_too_large",
+				Message: big.describe("event") + " (--max-event-bytes)"}
+		}
+		s.reject(ctx, err)
 		return
 	}
 	key, err := idempotencyKey(ctx)
@@ -115,8 +119,17 @@ func (s *Server) handleBatch(ctx *fasthttp.RequestCtx) {
 	if !s.jsonBody(ctx) {
 		return
 	}
+	body, err := s.requestBody(ctx, s.maxBatchBytes)
+	if err != nil {
+		var big *bodyTooLarge
+		if errors.As(err, &big) {
+			err = &apiError{Status: fasthttp.StatusRequestEntityTooLarge, Code: "too_large", Message: big.describe("batch")}
+		}
+		s.reject(ctx, err)
+		return
+	}
 	var b batchBody
-	dec := json.NewDecoder(bytes.NewReader(ctx.PostBody()))
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&b); err != nil {
 		s.reject(ctx, &apiError{Status: fasthttp.StatusBadRequest, Code: "invalid_json", Field: "events",
@@ -254,11 +267,8 @@ func (s *Server) check(ctx *fasthttp.RequestCtx, raw []byte, format bodyFormat) 
 			return nil, err
 		}
 	}
-	if s.tenants != nil {
-		if _, ok := s.tenants[ev.TenantID]; !ok {
-			return nil, &apiError{Status: fasthttp.StatusForbidden, Code: "tenant_not_allowed", Field: "tenantId",
-				Message: fmt.Sprintf("tenant %q is not in this sidecar's --tenants allow-list", ev.TenantID)}
-		}
+	if !s.tenantAllowed(ev.TenantID) {
+		return nil, tenantNotAllowed(ev.TenantID)
 	}
 	if tp := h.Peek("traceparent"); len(tp) > 0 && validTraceParent(tp) {
 		ev.TraceParent = string(tp)

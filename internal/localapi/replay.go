@@ -76,17 +76,21 @@ type replayBody struct {
 // replayRequest decodes and checks the body: exactly one JSON object with
 // only the known fields, from and to as RFC 3339 times. The rest is checked
 // by relay.ReplayRequest.Validate and by the store.
-func replayRequest(ctx *fasthttp.RequestCtx) (relay.ReplayRequest, error) {
+func (s *Server) replayRequest(ctx *fasthttp.RequestCtx) (relay.ReplayRequest, error) {
 	var req relay.ReplayRequest
 	if mt, _, err := mime.ParseMediaType(string(ctx.Request.Header.ContentType())); err != nil || mt != "application/json" {
 		return req, &apiError{Status: fasthttp.StatusUnsupportedMediaType, Code: "unsupported_media_type", Field: "Content-Type",
 			Message: fmt.Sprintf("Content-Type must be application/json, got %.64q (with curl, add -H 'Content-Type: application/json')",
 				ctx.Request.Header.ContentType())}
 	}
-	body := ctx.PostBody()
-	if len(body) > maxReplayBody {
-		return req, &apiError{Status: fasthttp.StatusRequestEntityTooLarge, Code: "too_large",
-			Message: fmt.Sprintf("replay request is %d bytes; the limit is %d", len(body), maxReplayBody)}
+	body, err := s.requestBody(ctx, maxReplayBody)
+	if err != nil {
+		var big *bodyTooLarge
+		if errors.As(err, &big) {
+			return req, &apiError{Status: fasthttp.StatusRequestEntityTooLarge, Code: "too_large",
+				Message: big.describe("replay request")}
+		}
+		return req, err
 	}
 	var b replayBody
 	dec := json.NewDecoder(bytes.NewReader(body))
@@ -105,7 +109,6 @@ func replayRequest(ctx *fasthttp.RequestCtx) (relay.ReplayRequest, error) {
 		req.Group = *b.Group
 	}
 	req.Types = b.Types
-	var err error
 	if req.From, err = replayTime("from", b.From); err != nil {
 		return req, err
 	}
@@ -152,7 +155,13 @@ func replayTime(field string, v *string) (time.Time, error) {
 }
 
 func (s *Server) handleReplayStart(ctx *fasthttp.RequestCtx) {
-	req, err := replayRequest(ctx)
+	req, err := s.replayRequest(ctx)
+	if err == nil && s.tenants != nil {
+		// A malformed request is 400 before its tenant can be 403.
+		if err = req.Validate(); err == nil {
+			err = s.checkTenant(req.Tenant)
+		}
+	}
 	if err != nil {
 		s.adminFail(ctx, err)
 		return
@@ -178,7 +187,7 @@ func (s *Server) handleReplayList(ctx *fasthttp.RequestCtx) {
 	}
 	actx, cancel := context.WithTimeout(context.Background(), adminTimeout)
 	defer cancel()
-	jobs, err := s.o.Replays.ListReplays(actx, limit)
+	jobs, err := s.allowedReplays(actx, limit)
 	if err != nil {
 		s.adminFail(ctx, err)
 		return
@@ -225,6 +234,9 @@ func (s *Server) handleReplayGet(ctx *fasthttp.RequestCtx, id string) {
 	actx, cancel := context.WithTimeout(context.Background(), adminTimeout)
 	defer cancel()
 	job, err := s.o.Replays.GetReplay(actx, id)
+	if err == nil {
+		err = s.checkTenant(job.Tenant)
+	}
 	if err != nil {
 		s.adminFail(ctx, err)
 		return

@@ -71,12 +71,52 @@ type Options struct {
 
 	Metrics *metrics.Metrics
 	Logger  *slog.Logger
+
+	// Connection limits; zero means the Default* value (README, "Limits").
+	// ReadTimeout bounds reading a whole request, headers and body, from
+	// its first byte (on a new connection: from the accept, so a client
+	// that connects and sends nothing is closed after it too).
+	ReadTimeout time.Duration
+	// WriteTimeout bounds writing one response.
+	WriteTimeout time.Duration
+	// IdleTimeout is how long a keep-alive connection may wait for its next
+	// request.
+	IdleTimeout time.Duration
+	// MaxConns caps the open connections of each listener; one more is
+	// answered 503 and closed. Default: DefaultMaxConns, or a quarter of
+	// the process's open-file limit when that is lower.
+	MaxConns int
+	// MaxHeaderBytes caps the request line and headers (431 above).
+	MaxHeaderBytes int
 }
 
 // Limits of the batch endpoint.
 const (
 	MaxBatchEvents   = 1000
 	minMaxBatchBytes = 16 << 20
+)
+
+// Defaults of the connection limits; README "Limits" explains the choices.
+const (
+	// DefaultReadTimeout: over loopback even a 16 MiB batch arrives in well
+	// under a second; 10 s leaves room for a client paused by its garbage
+	// collector and cuts a client that sends its request slowly
+	// (slowloris) or not at all.
+	DefaultReadTimeout = 10 * time.Second
+	// DefaultWriteTimeout: answers are small but for dead-letter pages,
+	// which a dashboard behind a slow kubectl port-forward may fetch.
+	DefaultWriteTimeout = 30 * time.Second
+	// DefaultIdleTimeout is longer than the idle timeout of the usual
+	// client pools (Go 90 s, Node 5 s), so the client closes an idle
+	// connection first: a server-side close racing a POST fails a request
+	// the client may not retry.
+	DefaultIdleTimeout = 2 * time.Minute
+	// DefaultMaxConns is far above what a busy app opens, low enough that
+	// idle or slow clients cannot use up file descriptors and memory.
+	DefaultMaxConns = 4096
+	// DefaultMaxHeaderBytes is Node's default limit; it leaves room for the
+	// cookies a browser sends to localhost with the dashboard's requests.
+	DefaultMaxHeaderBytes = 16 << 10
 )
 
 // Server is the local API. New binds the listeners; Run serves them.
@@ -87,8 +127,12 @@ type Server struct {
 	srv     *fasthttp.Server
 	tcp     net.Listener
 	unix    net.Listener
-	tenants map[string]struct{}
+	tenants map[string]struct{} // --tenants; nil = any tenant
 	metrics fasthttp.RequestHandler
+	// maxBatchBytes is the largest batch body; a larger body over the
+	// limit of its route is still read (and discarded) up to this size
+	// before the 413, so the client reads the answer (see requestBody).
+	maxBatchBytes int
 
 	closeOnce sync.Once
 }
@@ -112,22 +156,57 @@ func New(o Options, pub Publisher) (*Server, error) {
 	if o.Ready == nil {
 		o.Ready = func(context.Context) error { return nil }
 	}
-	s := &Server{o: o, pub: pub, log: o.Logger}
+	if o.ReadTimeout <= 0 {
+		o.ReadTimeout = DefaultReadTimeout
+	}
+	if o.WriteTimeout <= 0 {
+		o.WriteTimeout = DefaultWriteTimeout
+	}
+	if o.IdleTimeout <= 0 {
+		o.IdleTimeout = DefaultIdleTimeout
+	}
+	if o.MaxConns <= 0 {
+		o.MaxConns = defaultMaxConns()
+	}
+	if o.MaxHeaderBytes <= 0 {
+		o.MaxHeaderBytes = DefaultMaxHeaderBytes
+	}
+	s := &Server{o: o, pub: pub, log: o.Logger, maxBatchBytes: max(minMaxBatchBytes, o.MaxEventBytes)}
 	if len(o.Tenants) > 0 {
 		s.tenants = make(map[string]struct{}, len(o.Tenants))
 		for _, t := range o.Tenants {
 			s.tenants[t] = struct{}{}
 		}
+		if o.Stats != nil {
+			s.o.Stats = allowedStats{Stats: o.Stats, allowed: s.tenantAllowed, count: len(s.tenants)}
+		}
 	}
 	s.metrics = fasthttpadaptor.NewFastHTTPHandler(promhttp.HandlerFor(o.Metrics.Registry, promhttp.HandlerOpts{}))
 	s.srv = &fasthttp.Server{
-		Handler:               s.handle,
-		ErrorHandler:          s.handleParseError,
-		Name:                  "hyvve-sidecar",
-		MaxRequestBodySize:    max(minMaxBatchBytes, o.MaxEventBytes),
-		ReadTimeout:           30 * time.Second,
-		WriteTimeout:          30 * time.Second,
-		IdleTimeout:           2 * time.Minute,
+		Handler:      s.handle,
+		ErrorHandler: s.handleParseError,
+		Name:         "hyvve-sidecar",
+		// Bodies reach the handlers as streams, so a body takes memory as
+		// its bytes arrive, not as its Content-Length announces: a slow
+		// client cannot reserve 16 MiB with one header. Handlers read a body
+		// with requestBody only; ctx.PostBody would read a stream whole,
+		// without a limit.
+		StreamRequestBody:            true,
+		MaxRequestBodySize:           s.maxBatchBytes,
+		DisablePreParseMultipartForm: true, // no route takes multipart; never spool it to disk
+		ReadBufferSize:               o.MaxHeaderBytes,
+		ReadTimeout:                  o.ReadTimeout,
+		WriteTimeout:                 o.WriteTimeout,
+		IdleTimeout:                  o.IdleTimeout,
+		// Concurrency is per listener (each Serve has its own worker pool).
+		// No MaxConnsPerIP: every TCP client is 127.0.0.1, so it would be a
+		// second global cap; Concurrency is that cap.
+		Concurrency: o.MaxConns,
+		// An idle keep-alive connection gives its read and write buffers back.
+		ReduceMemoryUsage: true,
+		// fasthttp's error logs then never quote the request, whose headers
+		// may carry the API or admin token.
+		SecureErrorLogMessage: true,
 		NoDefaultServerHeader: true,
 		NoDefaultDate:         true,
 		Logger:                fasthttpLogger{o.Logger},
@@ -248,6 +327,9 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		}
 	case "/metrics":
 		if s.allow(ctx, "GET") {
+			// The net/http adaptor reads a request body whole, however
+			// large; a GET needs none (fasthttp drains or drops it).
+			_ = ctx.Request.CloseBodyStream()
 			s.metrics(ctx)
 		}
 	default:
@@ -304,14 +386,23 @@ func (s *Server) handleReady(ctx *fasthttp.RequestCtx) {
 }
 
 // handleParseError answers requests fasthttp could not read, in the SPEC's
-// error format.
+// error format; fasthttp closes the connection after it.
 func (s *Server) handleParseError(ctx *fasthttp.RequestCtx, err error) {
-	if errors.Is(err, fasthttp.ErrBodyTooLarge) {
+	var small *fasthttp.ErrSmallBuffer
+	var nerr net.Error
+	switch {
+	case errors.As(err, &small):
+		writeError(ctx, fasthttp.StatusRequestHeaderFieldsTooLarge, "header_too_large", "",
+			fmt.Sprintf("request line and headers are larger than %d bytes", s.o.MaxHeaderBytes))
+	case errors.As(err, &nerr) && nerr.Timeout():
+		writeError(ctx, fasthttp.StatusRequestTimeout, "request_timeout", "",
+			fmt.Sprintf("the request did not arrive within %s", s.o.ReadTimeout))
+	case errors.Is(err, fasthttp.ErrBodyTooLarge):
 		writeError(ctx, fasthttp.StatusRequestEntityTooLarge, "too_large", "",
 			fmt.Sprintf("request body larger than %d bytes", s.srv.MaxRequestBodySize))
-		return
+	default:
+		writeError(ctx, fasthttp.StatusBadRequest, "bad_request", "", "malformed HTTP request: "+err.Error())
 	}
-	writeError(ctx, fasthttp.StatusBadRequest, "bad_request", "", "malformed HTTP request: "+err.Error())
 }
 
 type fasthttpLogger struct{ l *slog.Logger }
