@@ -142,12 +142,13 @@ type e2eResult struct {
 
 // paced publishes rate events a second to the sidecar for dur, from
 // e2eWorkers workers that each own every e2eWorkers-th slot of the schedule.
-// Each event carries its run and its send time (taken just before the
-// request is written) in data, padded so the event is size bytes. A worker
+// Event i goes to tenant(i) and carries its run and its send time (taken just
+// before the request is written) in data, padded so the event is size bytes.
+// tenant is called from several goroutines at once. A worker
 // behind schedule sends at once; the achieved rate shows if the publisher
 // could not keep up. It returns the events sent (202), the errors, the first
 // error and how long sending took.
-func paced(ctx context.Context, hc *fasthttp.HostClient, base time.Time, run int64, rate, size int, dur time.Duration) (sent, errs int64, firstErr string, elapsed time.Duration) {
+func paced(ctx context.Context, hc *fasthttp.HostClient, base time.Time, run int64, rate, size int, dur time.Duration, tenant func(i int) string) (sent, errs int64, firstErr string, elapsed time.Duration) {
 	var nSent, nErrs atomic.Int64
 	var errOnce sync.Once
 	start := time.Now()
@@ -171,7 +172,7 @@ func paced(ctx context.Context, hc *fasthttp.HostClient, base time.Time, run int
 				if wait := time.Until(start.Add(time.Duration(i) * interval)); wait > 0 {
 					time.Sleep(wait)
 				}
-				body = e2eBody(body[:0], run, time.Since(base), size)
+				body = e2eBody(body[:0], tenant(i), run, time.Since(base), size)
 				req.SetBodyRaw(body)
 				err := hc.Do(req, resp)
 				if err == nil && resp.StatusCode() != fasthttp.StatusAccepted {
@@ -190,10 +191,15 @@ func paced(ctx context.Context, hc *fasthttp.HostClient, base time.Time, run int
 	return nSent.Load(), nErrs.Load(), firstErr, time.Since(start)
 }
 
-// e2eBody appends one event of (about) size bytes whose data holds run and
-// the send time.
-func e2eBody(b []byte, run int64, sent time.Duration, size int) []byte {
-	b = append(b, `{"type":"bench.event","tenantId":"acme","data":{"run":`...)
+// acme is the tenant of every event of the end-to-end measurements.
+func acme(int) string { return "acme" }
+
+// e2eBody appends one event of tenant, of (about) size bytes, whose data
+// holds run and the send time.
+func e2eBody(b []byte, tenant string, run int64, sent time.Duration, size int) []byte {
+	b = append(b, `{"type":"bench.event","tenantId":"`...)
+	b = append(b, tenant...)
+	b = append(b, `","data":{"run":`...)
 	b = strconv.AppendInt(b, run, 10)
 	b = append(b, `,"sent":`...)
 	b = strconv.AppendInt(b, int64(sent), 10)

@@ -44,13 +44,17 @@ func TestBatchBody_holds_n_events(t *testing.T) {
 	}
 }
 
-func TestE2EBody_carries_run_and_send_time(t *testing.T) {
-	b := e2eBody(nil, 3, 123456789*time.Nanosecond, 1024)
+func TestE2EBody_carries_tenant_run_and_send_time(t *testing.T) {
+	b := e2eBody(nil, "t00042", 3, 123456789*time.Nanosecond, 1024)
 	if len(b) != 1024 {
 		t.Errorf("len = %d, want 1024", len(b))
 	}
-	if !json.Valid(b) {
-		t.Fatalf("not JSON: %s", b)
+	var ev struct{ TenantID string }
+	if err := json.Unmarshal(b, &ev); err != nil {
+		t.Fatalf("not JSON: %v: %s", err, b)
+	}
+	if ev.TenantID != "t00042" {
+		t.Errorf("tenantId = %q, want t00042", ev.TenantID)
 	}
 	run, ok := intField(b, `"run":`)
 	if !ok || run != 3 {

@@ -8,14 +8,15 @@
 // the sidecar, drives them with fasthttp clients over TCP and the Unix socket
 // and prints one JSON report on stdout: publish throughput and latency at
 // several client counts, batch publish, end-to-end latency publish → push at
-// fixed rates, RSS and CPU idle and under load, exec → ready time, the ratios
-// to the ceilings and the issue's targets, met or not. With -plot it also
+// fixed rates, RSS and CPU idle and under load, exec → ready time, a
+// sidecar reading many tenant streams (idle CPU, new-event latency), the
+// ratios to the ceilings and the issue's targets, met or not. With -plot it also
 // draws throughput and p99 latency against clients as a PNG. Progress goes to
 // stderr. Every process it starts is stopped on exit, also on Ctrl-C.
 //
 // Usage:
 //
-//	go run ./cmd/sidecar-bench [-duration 5s] [-smoke] [-plot docs/performance.png]
+//	go run ./cmd/sidecar-bench [-duration 5s] [-smoke] [-plot docs/performance.png] [-only tenants -tenants 10000]
 package main
 
 import (
@@ -56,6 +57,9 @@ type options struct {
 	goBin, redisBin        string
 	sidecarBin             string
 	store                  string // "redis" or "embedded": the sidecar's store
+	tenants, tenantsRate   int
+	tenantsIdle            time.Duration
+	only                   map[string]bool // sections to run; nil: all
 
 	noopServer bool // internal: run as the no-op server
 	noopSocket string
@@ -81,6 +85,10 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.sidecarBin, "sidecar", "", "use this sidecar binary instead of building one")
 	fs.StringVar(&o.store, "store", "redis", "the sidecar's store: redis (the Redis started here) or embedded (its own JetStream in a temp dir); direct go-redis always uses Redis")
 	fs.StringVar(&o.redisBin, "redis-server", "redis-server", "redis-server binary")
+	fs.IntVar(&o.tenants, "tenants", 10_000, "tenant streams of the many-tenants measurement (0: skip it; -smoke: at most 100)")
+	fs.DurationVar(&o.tenantsIdle, "tenants-idle", 5*time.Second, "how long the many-tenants sidecar's idle CPU is sampled")
+	fs.IntVar(&o.tenantsRate, "tenants-rate", 50, "events/s published to random tenants in the many-tenants measurement")
+	only := fs.String("only", "", "run only these measurements, comma-separated: "+strings.Join(sections, ", ")+" (default: all)")
 	fs.BoolVar(&o.noopServer, "internal-noop-server", false, "internal: serve as the no-op server")
 	fs.StringVar(&o.noopSocket, "noop-socket", "", "internal: the no-op server's Unix socket")
 	if err := fs.Parse(args); err != nil {
@@ -99,8 +107,19 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	if o.rates, err = intList("-rates", *rates); err != nil {
 		return nil, err
 	}
+	if *only != "" {
+		o.only = map[string]bool{}
+		for f := range strings.SplitSeq(*only, ",") {
+			f = strings.TrimSpace(f)
+			if !slices.Contains(sections, f) {
+				return nil, fmt.Errorf("-only: %q: want some of %s", f, strings.Join(sections, ", "))
+			}
+			o.only[f] = true
+		}
+	}
 	if o.smoke {
 		o.duration, o.warmup, o.idle, o.starts = 300*time.Millisecond, 100*time.Millisecond, 300*time.Millisecond, 2
+		o.tenants, o.tenantsIdle = min(o.tenants, 100), 300*time.Millisecond
 	}
 	switch {
 	case o.duration <= 0:
@@ -117,8 +136,37 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		return nil, fmt.Errorf("-app-concurrency: %d: must not be negative", o.appConcurrency)
 	case o.store != "redis" && o.store != "embedded":
 		return nil, fmt.Errorf("-store: %q: must be redis or embedded", o.store)
+	case o.tenants < 0 || o.tenants > 99_999:
+		return nil, fmt.Errorf("-tenants: %d: must be 0 to 99999", o.tenants)
+	case o.tenantsRate < 1:
+		return nil, fmt.Errorf("-tenants-rate: %d: must be positive", o.tenantsRate)
+	case o.tenantsIdle <= 0:
+		return nil, fmt.Errorf("-tenants-idle: %v: must be positive", o.tenantsIdle)
 	}
 	return o, nil
+}
+
+// sections are the measurements -only can pick. "start" is exec → ready and
+// the idle publish-only sidecar; "tenants" needs -store redis.
+var sections = []string{"start", "publish", "batch", "e2e", "tenants"}
+
+// onlyList is the sections -only chose, in run order; nil for all.
+func onlyList(o *options) []string {
+	var out []string
+	for _, sec := range sections {
+		if o.only[sec] {
+			out = append(out, sec)
+		}
+	}
+	return out
+}
+
+// runs reports whether the section is to be measured.
+func (o *options) runs(section string) bool {
+	if section == "tenants" && (o.tenants == 0 || o.store != "redis") {
+		return false
+	}
+	return o.only == nil || o.only[section]
 }
 
 // storeArgs are the flags that point a sidecar at its store: the Redis at
@@ -196,6 +244,7 @@ type report struct {
 	Publish      []*loadResult    `json:"publish"`
 	Batch        []*loadResult    `json:"batch"`
 	E2E          []*e2eResult     `json:"e2e"`
+	Tenants      *tenantsResult   `json:"tenants,omitempty"`
 	Plot         string           `json:"plot,omitempty"`
 	ElapsedSec   float64          `json:"elapsedSec"`
 }
@@ -220,6 +269,10 @@ type settings struct {
 	Rates          []int  `json:"rates"`
 	AppConcurrency int    `json:"appConcurrency"`
 	Store          string `json:"store"`
+	Tenants        int    `json:"tenants"`
+	TenantsIdle    string `json:"tenantsIdle"`
+	TenantsRate    int    `json:"tenantsRate"`
+	Only           string `json:"only,omitempty"`
 }
 
 // headline holds the ratios the issue asks for; a ratio whose inputs were not
@@ -274,7 +327,8 @@ func bench(ctx context.Context, o *options, logw io.Writer) (*report, error) {
 	rep := &report{
 		Settings: settings{Smoke: o.smoke, Duration: o.duration.String(), Warmup: o.warmup.String(),
 			EventBytes: o.eventBytes, BatchSize: o.batchSize, Clients: o.clients, BatchClients: o.batchClients,
-			Rates: o.rates, AppConcurrency: o.appConcurrency, Store: o.store},
+			Rates: o.rates, AppConcurrency: o.appConcurrency, Store: o.store,
+			Tenants: o.tenants, TenantsIdle: o.tenantsIdle.String(), TenantsRate: o.tenantsRate, Only: strings.Join(onlyList(o), ",")},
 		Idle: map[string]usage{},
 	}
 
@@ -309,28 +363,69 @@ func bench(ctx context.Context, o *options, logw io.Writer) (*report, error) {
 
 	// Exec → ready, with the flags of the publish sidecar below.
 	sock := filepath.Join(dir, "sidecar.sock")
-	for range o.starts {
-		s, err := startSidecar(ctx, bin, o.storeArgs(dir, redisAddr), sock)
-		if err != nil {
-			return nil, err
+	if o.runs("start") {
+		for range o.starts {
+			s, err := startSidecar(ctx, bin, o.storeArgs(dir, redisAddr), sock)
+			if err != nil {
+				return nil, err
+			}
+			rep.StartToReady.RunsMs = append(rep.StartToReady.RunsMs, ms(s.toReady))
+			if err := s.stop(syscall.SIGTERM, stopGrace); err != nil {
+				return nil, err
+			}
 		}
-		rep.StartToReady.RunsMs = append(rep.StartToReady.RunsMs, ms(s.toReady))
-		if err := s.stop(syscall.SIGTERM, stopGrace); err != nil {
+		runs := slices.Sorted(slices.Values(rep.StartToReady.RunsMs))
+		rep.StartToReady.MinMs, rep.StartToReady.MaxMs = runs[0], runs[len(runs)-1]
+		rep.StartToReady.MedianMs = runs[len(runs)/2]
+		logf("exec → ready: %v ms", rep.StartToReady.RunsMs)
+	}
+
+	if o.runs("start") || o.runs("publish") || o.runs("batch") {
+		if err := publishSection(ctx, o, rep, bin, dir, sock, redisAddr, redisProc, noopProc, noopAddr, noopSock, rdb, logf); err != nil {
 			return nil, err
 		}
 	}
-	runs := slices.Sorted(slices.Values(rep.StartToReady.RunsMs))
-	rep.StartToReady.MinMs, rep.StartToReady.MaxMs = runs[0], runs[len(runs)-1]
-	rep.StartToReady.MedianMs = runs[len(runs)/2]
-	logf("exec → ready: %v ms", rep.StartToReady.RunsMs)
 
+	if o.runs("e2e") {
+		if rep.E2E, err = e2e(ctx, o, rep, bin, dir, redisAddr, redisProc.pid(), logf); err != nil {
+			return nil, err
+		}
+	}
+
+	if o.runs("tenants") {
+		if rep.Tenants, err = manyTenants(ctx, o, bin, dir, redisAddr, redisProc.pid(), rdb, logf); err != nil {
+			return nil, err
+		}
+	}
+
+	rep.Headline = headlineOf(rep)
+	rep.Targets = targetsOf(rep)
+	if o.plot != "" {
+		if err := os.MkdirAll(filepath.Dir(o.plot), 0o755); err != nil {
+			return nil, fmt.Errorf("plot: %w", err)
+		}
+		if err := writePlot(o.plot, plotTitle(rep), plotSeries(rep.Publish)); err != nil {
+			return nil, err
+		}
+		rep.Plot = o.plot
+		logf("plot written to %s", o.plot)
+	}
+	rep.ElapsedSec = round3(time.Since(began).Seconds())
+	return rep, nil
+}
+
+// publishSection starts the publish-only sidecar and measures it idle, then
+// publish and batch publish against it and the two baselines, as o asks.
+func publishSection(ctx context.Context, o *options, rep *report, bin, dir, sock, redisAddr string, redisProc, noopProc *proc, noopAddr, noopSock string, rdb *redis.Client, logf func(string, ...any)) error {
 	sc, err := startSidecar(ctx, bin, o.storeArgs(dir, redisAddr), sock)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer sc.stop(syscall.SIGTERM, stopGrace)
-	rep.Idle["sidecar"] = idleUsage(ctx, sc.pid(), o.idle)
-	logf("idle publish-only sidecar: %+v", rep.Idle["sidecar"])
+	if o.runs("start") {
+		rep.Idle["sidecar"] = idleUsage(ctx, sc.pid(), o.idle)
+		logf("idle publish-only sidecar: %+v", rep.Idle["sidecar"])
+	}
 
 	body := eventBody(o.eventBytes)
 	data := eventData(body)
@@ -351,6 +446,9 @@ func bench(ctx context.Context, o *options, logw io.Writer) (*report, error) {
 	// Publish, one event per request; the targets alternate at each client
 	// count so drift on a shared machine spreads over all of them.
 	for _, c := range o.clients {
+		if !o.runs("publish") {
+			break
+		}
 		for _, t := range []loadTarget{
 			httpTarget(tNoopTCP, noopProc, noopAddr, "", body, "/v1/events", 1),
 			httpTarget(tNoopUnix, noopProc, "", noopSock, body, "/v1/events", 1),
@@ -360,7 +458,7 @@ func bench(ctx context.Context, o *options, logw io.Writer) (*report, error) {
 		} {
 			r, err := m.measure(ctx, t, c)
 			if err != nil {
-				return nil, err
+				return err
 			}
 			rep.Publish = append(rep.Publish, r)
 		}
@@ -369,6 +467,9 @@ func bench(ctx context.Context, o *options, logw io.Writer) (*report, error) {
 	// Batch publish.
 	batch := batchBody(body, o.batchSize)
 	for _, c := range o.batchClients {
+		if !o.runs("batch") {
+			break
+		}
 		for _, t := range []loadTarget{
 			httpTarget(tNoopTCP, noopProc, noopAddr, "", batch, "/v1/events/batch", o.batchSize),
 			httpTarget(tSidecarTCP, sc.proc, sc.addr, "", batch, "/v1/events/batch", o.batchSize),
@@ -376,33 +477,13 @@ func bench(ctx context.Context, o *options, logw io.Writer) (*report, error) {
 		} {
 			r, err := m.measure(ctx, t, c)
 			if err != nil {
-				return nil, err
+				return err
 			}
 			rep.Batch = append(rep.Batch, r)
 		}
 	}
-	if err := sc.stop(syscall.SIGTERM, stopGrace); err != nil {
-		return nil, err
-	}
+	return sc.stop(syscall.SIGTERM, stopGrace)
 
-	if rep.E2E, err = e2e(ctx, o, rep, bin, dir, redisAddr, redisProc.pid(), logf); err != nil {
-		return nil, err
-	}
-
-	rep.Headline = headlineOf(rep)
-	rep.Targets = targetsOf(rep)
-	if o.plot != "" {
-		if err := os.MkdirAll(filepath.Dir(o.plot), 0o755); err != nil {
-			return nil, fmt.Errorf("plot: %w", err)
-		}
-		if err := writePlot(o.plot, plotTitle(rep), plotSeries(rep.Publish)); err != nil {
-			return nil, err
-		}
-		rep.Plot = o.plot
-		logf("plot written to %s", o.plot)
-	}
-	rep.ElapsedSec = round3(time.Since(began).Seconds())
-	return rep, nil
 }
 
 // loadTarget is something closed-loop load is driven against.
@@ -503,7 +584,7 @@ func e2e(ctx context.Context, o *options, rep *report, bin, dir, redisAddr strin
 	// One event through the whole path first: the sidecar discovers the new
 	// tenant stream within a second, which no rate should pay for.
 	recv.reset(0)
-	if _, errs, first, _ := paced(ctx, hc, base, 0, 1000, o.eventBytes, time.Millisecond); errs > 0 {
+	if _, errs, first, _ := paced(ctx, hc, base, 0, 1000, o.eventBytes, time.Millisecond, acme); errs > 0 {
 		return nil, fmt.Errorf("end-to-end: first publish failed: %s", first)
 	}
 	if err := waitReceived(ctx, recv, 1, 10*time.Second); err != nil {
@@ -514,10 +595,10 @@ func e2e(ctx context.Context, o *options, rep *report, bin, dir, redisAddr strin
 	for i, rate := range o.rates {
 		run := int64(i + 1)
 		recv.reset(0) // warm-up: pushed and answered, not recorded
-		paced(ctx, hc, base, 0, rate, o.eventBytes, o.warmup)
+		paced(ctx, hc, base, 0, rate, o.eventBytes, o.warmup, acme)
 		recv.reset(run)
 		w := startWatch(sc.pid(), redisPid, 0)
-		sent, errs, first, elapsed := paced(ctx, hc, base, run, rate, o.eventBytes, o.duration)
+		sent, errs, first, elapsed := paced(ctx, hc, base, run, rate, o.eventBytes, o.duration, acme)
 		use := w.stop()
 		// Let what is in flight arrive; what does not within the wait counts
 		// as missing (and is not in the percentiles).
@@ -649,6 +730,7 @@ func targetsOf(rep *report) []targetCheck {
 	st := rep.StartToReady
 	add("exec → ready < 200 ms", len(st.RunsMs) > 0, st.MedianMs < 200,
 		"median %.1f ms (max %.1f, %.1f with --app-url)", st.MedianMs, st.MaxMs, st.WithAppMs)
+	tenantsTargets(rep.Tenants, add)
 	return ts
 }
 

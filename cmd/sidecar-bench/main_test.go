@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"io"
 	"strings"
 	"testing"
@@ -21,11 +22,31 @@ func TestParseFlags(t *testing.T) {
 			return ""
 		}},
 		{name: "smoke shortens everything", args: []string{"-smoke", "-duration", "1m"}, check: func(o *options) string {
-			if o.duration != 300*time.Millisecond || o.starts != 2 {
-				return "want 300ms and 2 starts"
+			if o.duration != 300*time.Millisecond || o.starts != 2 || o.tenants != 100 || o.tenantsIdle != 300*time.Millisecond {
+				return "want 300ms, 2 starts, 100 tenants idle for 300ms"
 			}
 			return ""
 		}},
+		{name: "only some sections", args: []string{"-only", "tenants,e2e"}, check: func(o *options) string {
+			if !o.runs("tenants") || !o.runs("e2e") || o.runs("publish") || o.runs("start") {
+				return "want tenants and e2e only"
+			}
+			return ""
+		}},
+		{name: "no tenants skips them", args: []string{"-tenants", "0"}, check: func(o *options) string {
+			if o.runs("tenants") || !o.runs("publish") {
+				return "want every section but tenants"
+			}
+			return ""
+		}},
+		{name: "tenants need the Redis store", args: []string{"-store", "embedded"}, check: func(o *options) string {
+			if o.runs("tenants") {
+				return "want tenants skipped"
+			}
+			return ""
+		}},
+		{name: "unknown section", args: []string{"-only", "publish,nope"}, wantErr: "-only"},
+		{name: "negative tenants", args: []string{"-tenants", "-1"}, wantErr: "-tenants"},
 		{name: "bad client list", args: []string{"-clients", "1,x"}, wantErr: "-clients"},
 		{name: "zero clients", args: []string{"-clients", "0"}, wantErr: "-clients"},
 		{name: "batch over the sidecar's limit", args: []string{"-batch-size", "1001"}, wantErr: "-batch-size"},
@@ -67,6 +88,8 @@ func TestTargets_are_judged_from_the_measurements(t *testing.T) {
 		},
 		Idle:         map[string]usage{"sidecar": {RSSMaxMB: 14}, "sidecarWithApp": {RSSMaxMB: 15}},
 		StartToReady: startToReady{RunsMs: []float64{40, 50, 300}, MedianMs: 50, MaxMs: 300},
+		Tenants: &tenantsResult{Tenants: 10_000, IdleSidecar: usage{CPUCores: 0.012}, Sent: 250, Received: 250,
+			LatencyMs: latencyMs{P99: 62}},
 	}
 	rep.Headline = headlineOf(rep)
 	if got, want := rep.Headline.SidecarVsNoopAt32, 0.9; got != want {
@@ -86,6 +109,8 @@ func TestTargets_are_judged_from_the_measurements(t *testing.T) {
 		"RSS < 20 MB idle":                                          true,
 		"RSS < 60 MB at 20k events/s":                               false,
 		"exec → ready < 200 ms":                                     true, // the median
+		"with 10,000 tenant streams: idle CPU < 5% of a core":       true,
+		"with 10,000 tenant streams: new-event p99 < 50 ms":         false,
 	}
 	ts := targetsOf(rep)
 	if len(ts) != len(want) {
@@ -100,6 +125,36 @@ func TestTargets_are_judged_from_the_measurements(t *testing.T) {
 		if tc.Met != w {
 			t.Errorf("target %q (got %s): met = %v, want %v", tc.Target, tc.Got, tc.Met, w)
 		}
+	}
+}
+
+func TestTenantTargets_need_10000_streams(t *testing.T) {
+	tests := []struct {
+		name     string
+		tenants  *tenantsResult
+		measured bool
+		met      bool
+	}{
+		{"not run", nil, false, false},
+		{"10,000 streams within both", &tenantsResult{Tenants: 10_000, IdleSidecar: usage{CPUCores: 0.04}, Sent: 9, Received: 9, LatencyMs: latencyMs{P99: 49}}, true, true},
+		{"fewer streams", &tenantsResult{Tenants: 100, IdleSidecar: usage{CPUCores: 0.01}, Sent: 9, Received: 9, LatencyMs: latencyMs{P99: 2}}, true, false},
+		{"an event missing", &tenantsResult{Tenants: 10_000, IdleSidecar: usage{CPUCores: 0.06}, Sent: 9, Received: 8, LatencyMs: latencyMs{P99: 2}}, true, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got []targetCheck
+			tenantsTargets(tt.tenants, func(target string, measured, met bool, format string, args ...any) {
+				got = append(got, targetCheck{Target: target, Met: measured && met, Got: fmt.Sprint(measured)})
+			})
+			if len(got) != 2 {
+				t.Fatalf("got %d targets, want 2", len(got))
+			}
+			for _, tc := range got {
+				if tc.Got != fmt.Sprint(tt.measured) || tc.Met != tt.met {
+					t.Errorf("%s: measured %s, met %v; want %v, %v", tc.Target, tc.Got, tc.Met, tt.measured, tt.met)
+				}
+			}
+		})
 	}
 }
 

@@ -39,20 +39,37 @@ type consumer struct {
 	// buf holds entries a multi-stream read returned beyond what Fetch was
 	// asked for (XREADGROUP's COUNT is per stream).
 	buf []*relay.Message
-	// lastScan is when the pending lists were last scanned for retries;
-	// cursor is where each stream's next XPENDING page starts. moreDue says
-	// the last scan filled the whole request, so more retries may be due:
-	// the next calls alternate between a non-blocking read of new entries and
-	// another scan, draining a retry backlog (after an app outage) at the
-	// app's pace without starving new events.
+	// reading is the set of streams Fetch reads: the first handled of
+	// streams. notifyID is the last change signal handled ("" until the
+	// first sweep). dirty lists the streams to read without waiting for a
+	// signal, each once (isDirty): named by a signal, new, or that filled
+	// their COUNT last time. sweepPos is the next stream of the sweep in
+	// progress (-1: none); lastSweep is when the last sweep started.
+	reading   map[string]bool
+	handled   int
+	notifyID  string
+	dirty     []string
+	isDirty   map[string]bool
+	sweepPos  int
+	lastSweep time.Time
+	// lastScan is when the last scan of the pending lists for retries
+	// started; a scan covers readChunk streams per call, scanPos is the
+	// next one (0: no scan in progress). cursor is where each stream's next
+	// XPENDING page starts. moreDue says the last call filled the whole
+	// request, so more retries may be due: the next calls alternate between
+	// a non-blocking read of new entries and another scan of the same
+	// streams, draining a retry backlog (after an app outage) at the app's
+	// pace without starving new events.
 	lastScan time.Time
+	scanPos  int
 	cursor   map[string]string
 	moreDue  bool
 	readNext bool
 }
 
 func newConsumer(s *Store) *consumer {
-	return &consumer{s: s, known: map[string]bool{}, changed: make(chan struct{}), cursor: map[string]string{}}
+	return &consumer{s: s, known: map[string]bool{}, changed: make(chan struct{}), cursor: map[string]string{},
+		reading: map[string]bool{}, isDirty: map[string]bool{}, sweepPos: -1}
 }
 
 // discoveryLoop registers the group, then watches the tenant registry: every
@@ -121,23 +138,20 @@ func (c *consumer) discover(ctx context.Context, lastCount *int64, lastFull *tim
 	}
 	slices.Sort(members)
 	var added []string
+	c.mu.Lock()
 	for _, tenant := range members {
 		// Anyone with write access can SADD to the registry: only a valid
 		// tenant id may become part of a key name.
 		if event.ValidateTenantID(tenant) != nil {
 			continue
 		}
-		stream := c.s.keys.stream(tenant)
-		c.mu.Lock()
-		seen := c.known[stream]
-		c.mu.Unlock()
-		if seen {
-			continue
+		if stream := c.s.keys.stream(tenant); !c.known[stream] {
+			added = append(added, stream)
 		}
-		if err := c.createGroup(ctx, stream, start); err != nil {
-			return err
-		}
-		added = append(added, stream)
+	}
+	c.mu.Unlock()
+	if err := c.createGroups(ctx, added, start); err != nil {
+		return err
 	}
 	if len(added) > 0 {
 		c.mu.Lock()
@@ -167,26 +181,34 @@ func cleanupInterval(expiry time.Duration) time.Duration { return min(expiry/10,
 // reclaim moves them to live consumers first).
 func (c *consumer) removeDeadConsumers(ctx context.Context) error {
 	c.mu.Lock()
-	streams := slices.Clone(c.streams)
+	streams := c.streams // append-only: never changed in place
 	c.mu.Unlock()
 	rdb, group := c.s.rdb, c.s.opts.Group
 	removed := 0
-	for _, st := range streams {
-		consumers, err := rdb.XInfoConsumers(ctx, st, group).Result()
-		if err != nil {
-			if isNoGroup(err) {
-				continue
-			}
-			return fmt.Errorf("xinfo consumers %s: %w", st, classify(err))
+	for chunk := range slices.Chunk(streams, pipelineChunk) {
+		pipe := rdb.Pipeline()
+		cmds := make([]*redis.XInfoConsumersCmd, len(chunk))
+		for i, st := range chunk {
+			cmds[i] = pipe.XInfoConsumers(ctx, st, group)
 		}
-		for _, cs := range consumers {
-			if cs.Name == c.s.opts.Consumer || cs.Pending != 0 || cs.Idle < c.s.opts.ConsumerExpiry {
-				continue
+		_ = execPipe(ctx, pipe) // per-command errors are read below
+		for i, st := range chunk {
+			consumers, err := cmds[i].Result()
+			if err != nil {
+				if isNoGroup(err) {
+					continue
+				}
+				return fmt.Errorf("xinfo consumers %s: %w", st, classify(err))
 			}
-			if err := rdb.XGroupDelConsumer(ctx, st, group, cs.Name).Err(); err != nil {
-				return fmt.Errorf("xgroup delconsumer %s %s %s: %w", st, group, cs.Name, classify(err))
+			for _, cs := range consumers {
+				if cs.Name == c.s.opts.Consumer || cs.Pending != 0 || cs.Idle < c.s.opts.ConsumerExpiry {
+					continue
+				}
+				if err := rdb.XGroupDelConsumer(ctx, st, group, cs.Name).Err(); err != nil {
+					return fmt.Errorf("xgroup delconsumer %s %s %s: %w", st, group, cs.Name, classify(err))
+				}
+				removed++
 			}
-			removed++
 		}
 	}
 	if removed > 0 {
@@ -221,19 +243,76 @@ func (c *consumer) register(ctx context.Context) (string, error) {
 	return strconv.FormatInt(ms-1, 10) + "-18446744073709551615", nil
 }
 
-func (c *consumer) createGroup(ctx context.Context, stream, start string) error {
-	err := c.s.rdb.XGroupCreateMkStream(ctx, stream, c.s.opts.Group, start).Err()
-	if err != nil && !strings.HasPrefix(err.Error(), "BUSYGROUP") {
-		return fmt.Errorf("xgroup create %s %s: %w", stream, c.s.opts.Group, classify(err))
+// createGroups creates the group on each stream (and the stream if need be)
+// at start, pipelineChunk commands per round trip. A group that exists
+// already is left as it is.
+func (c *consumer) createGroups(ctx context.Context, streams []string, start string) error {
+	for chunk := range slices.Chunk(streams, pipelineChunk) {
+		pipe := c.s.rdb.Pipeline()
+		cmds := make([]*redis.StatusCmd, len(chunk))
+		for i, st := range chunk {
+			cmds[i] = pipe.XGroupCreateMkStream(ctx, st, c.s.opts.Group, start)
+		}
+		_ = execPipe(ctx, pipe) // per-command errors are read below
+		for i, cmd := range cmds {
+			if err := cmd.Err(); err != nil && !strings.HasPrefix(err.Error(), "BUSYGROUP") {
+				return fmt.Errorf("xgroup create %s %s: %w", chunk[i], c.s.opts.Group, classify(err))
+			}
+		}
 	}
 	return nil
 }
 
+// Reading new entries of many streams. Blocking in XREADGROUP on every
+// tenant stream costs Redis and the sidecar work in proportion to the number
+// of streams at every wake (each call names every stream): with 10,000
+// streams, 50 events a second kept most of a Redis core busy. Instead:
+//
+//   - Every publish pipeline ends with a change signal: one entry of the
+//     notify stream naming the tenants it appended to (signalAppended).
+//   - A Fetch with nothing to read blocks in XREAD on that one stream, from
+//     the last signal it handled, and then reads with XREADGROUP only the
+//     streams the signals name. A stream whose read filled its COUNT may
+//     hold more and is read again at once, as is a newly discovered one.
+//   - A sweep reads every stream, without blocking, readChunk streams per
+//     XREADGROUP: at the first Fetch, every sweepInterval, and when a read
+//     of signals filled its page (this reader fell behind, and signals it
+//     has not read may be trimmed). It finds entries no signal named:
+//     appended by replays, DLQ retries, an older sidecar or another program,
+//     or whose signal was lost. Before it starts, the id of the newest
+//     signal is noted and reading signals resumes after it: an entry
+//     appended after that point is signalled after it, an earlier one is
+//     read by the sweep.
+//
+// Nothing is ever skipped: XREADGROUP ">" returns every entry not yet
+// delivered to the group, whichever read names the stream. A signal only
+// decides how soon.
+const (
+	notifyMaxLen  = 10_000 // signals kept, approximately
+	notifyPage    = 1000   // signals read at once
+	notifyField   = "tenants"
+	readChunk     = 1000 // streams per XREADGROUP, which bounds its arguments
+	pipelineChunk = 1000 // commands per pipeline of group creation and cleanup
+)
+
+// notify is the stream of change signals: entries whose field "tenants"
+// holds the space-separated tenants whose streams got entries.
+func (k keys) notify() string { return k.prefix + ":notify" }
+
+// sweepInterval is how often every stream is read whether signalled or not:
+// every 250 ms up to 2,500 streams, then 0.1 ms per stream up to 2 s (20,000
+// streams), so a sweep costs at most about 10,000 stream reads a second.
+func sweepInterval(streams int) time.Duration {
+	return min(max(time.Duration(streams)*100*time.Microsecond, 250*time.Millisecond), 2*time.Second)
+}
+
 // Fetch implements relay.Subscriber. Every scan interval it first claims
-// pending entries that are due for another attempt (see reclaim); otherwise
-// one XREADGROUP reads new entries of every tenant stream, blocking up to
-// Block (shortened to the scan interval so retries are not delayed). COUNT is per stream, so a read may return more than
-// limit across streams: the rest waits in buf (bounded by the number of streams
+// pending entries that are due for another attempt (see reclaim), readChunk
+// streams per call; otherwise it reads new entries as described above
+// (change signals and sweeps), waiting up to Block for a signal (shortened
+// to the scan interval so retries are not delayed; not at all while a scan
+// or a sweep is in progress). COUNT is per stream, so a read may return more
+// than limit across streams: the rest waits in buf (bounded by readChunk
 // times COUNT) and is handed out first by the next calls.
 func (s *Store) Fetch(ctx context.Context, limit int) ([]*relay.Message, error) {
 	c := s.consumer
@@ -250,19 +329,26 @@ func (s *Store) Fetch(ctx context.Context, limit int) ([]*relay.Message, error) 
 	streams, changed := c.streams, c.changed
 	c.mu.Unlock()
 	interval := scanInterval(s.opts.Retry.Shortest())
-	if len(streams) > 0 && !c.readNext && (c.moreDue || time.Since(c.lastScan) >= interval) {
-		c.lastScan = time.Now()
-		msgs, err := s.reclaim(ctx, streams, limit)
+	if len(streams) > 0 && !c.readNext && (c.moreDue || c.scanPos > 0 || time.Since(c.lastScan) >= interval) {
+		if c.scanPos == 0 && !c.moreDue {
+			c.lastScan = time.Now()
+		}
+		msgs, err := s.reclaim(ctx, streams[c.scanPos:min(c.scanPos+readChunk, len(streams))], limit)
 		c.moreDue = err == nil && len(msgs) == limit
-		c.readNext = c.moreDue
+		if err == nil && !c.moreDue {
+			if c.scanPos += readChunk; c.scanPos >= len(streams) {
+				c.scanPos = 0
+			}
+		}
+		c.readNext = c.moreDue || c.scanPos > 0
 		if err != nil || len(msgs) > 0 {
 			return msgs, err
 		}
 	}
 	c.readNext = false
 	block := min(s.opts.Block, interval)
-	if c.moreDue {
-		block = -1 // no BLOCK: go back to the retry backlog at once
+	if c.moreDue || c.scanPos > 0 {
+		block = -1 // no BLOCK: go back to the retry backlog or scan at once
 	}
 	if len(streams) == 0 {
 		t := time.NewTimer(block)
@@ -274,6 +360,143 @@ func (s *Store) Fetch(ctx context.Context, limit int) ([]*relay.Message, error) 
 		}
 		return nil, nil
 	}
+	// Streams discovered since the last call are read at once: what they got
+	// before this consumer read them may have been signalled already.
+	for _, st := range streams[c.handled:] {
+		c.reading[st] = true
+		c.markDirty(st)
+	}
+	c.handled = len(streams)
+	return s.readNew(ctx, streams, limit, block)
+}
+
+// readNew returns new entries for the group: from the next readChunk
+// streams of a sweep in progress (or of a new one, when due), else from the
+// dirty streams, else, after waiting up to block for a change signal (not
+// at all while a sweep is in progress), from the streams it names.
+func (s *Store) readNew(ctx context.Context, streams []string, limit int, block time.Duration) ([]*relay.Message, error) {
+	c := s.consumer
+	if c.sweepPos < 0 && (c.notifyID == "" || time.Since(c.lastSweep) >= sweepInterval(len(streams))) {
+		id, err := s.lastSignal(ctx)
+		if err != nil {
+			return nil, err
+		}
+		c.notifyID, c.sweepPos, c.lastSweep = id, 0, time.Now()
+		// The sweep reads every dirty stream too (and marks again those
+		// that fill their COUNT).
+		clear(c.isDirty)
+		c.dirty = c.dirty[:0]
+	}
+	if c.sweepPos >= 0 {
+		chunk := streams[c.sweepPos:min(c.sweepPos+readChunk, len(streams))]
+		msgs, err := s.readStreams(ctx, chunk, limit)
+		if err != nil {
+			return nil, err
+		}
+		if c.sweepPos += len(chunk); c.sweepPos >= len(streams) {
+			c.sweepPos = -1
+		} else {
+			block = -1
+		}
+		if len(msgs) > 0 {
+			return msgs, nil
+		}
+	}
+	if msgs, err := s.readDirty(ctx, limit); err != nil || len(msgs) > 0 {
+		return msgs, err
+	}
+	if err := s.awaitSignals(ctx, block); err != nil {
+		return nil, err
+	}
+	return s.readDirty(ctx, limit)
+}
+
+func (c *consumer) markDirty(stream string) {
+	if !c.isDirty[stream] {
+		c.isDirty[stream] = true
+		c.dirty = append(c.dirty, stream)
+	}
+}
+
+// readDirty reads up to readChunk of the dirty streams; those whose read
+// filled its COUNT are dirty again, behind the others.
+func (s *Store) readDirty(ctx context.Context, limit int) ([]*relay.Message, error) {
+	c := s.consumer
+	if len(c.dirty) == 0 {
+		return nil, nil
+	}
+	chunk := slices.Clone(c.dirty[:min(readChunk, len(c.dirty))])
+	c.dirty = slices.Delete(c.dirty, 0, len(chunk))
+	for _, st := range chunk {
+		delete(c.isDirty, st)
+	}
+	msgs, err := s.readStreams(ctx, chunk, limit)
+	if err != nil {
+		// Read them again next time.
+		for _, st := range chunk {
+			c.markDirty(st)
+		}
+		return nil, err
+	}
+	return msgs, nil
+}
+
+// lastSignal returns the id of the newest change signal, "0-0" if there is
+// none.
+func (s *Store) lastSignal(ctx context.Context) (string, error) {
+	last, err := s.rdb.XRevRangeN(ctx, s.keys.notify(), "+", "-", 1).Result()
+	if err != nil {
+		return "", fmt.Errorf("xrevrange %s: %w", s.keys.notify(), classify(err))
+	}
+	if len(last) == 0 {
+		return "0-0", nil
+	}
+	return last[0].ID, nil
+}
+
+// awaitSignals reads the change signals after the last one handled, waiting
+// up to block (not at all if negative) for one, and marks the streams they
+// name dirty. A full page means this reader fell behind far enough that
+// signals it has not read may be trimmed: the next read sweeps.
+func (s *Store) awaitSignals(ctx context.Context, block time.Duration) error {
+	c := s.consumer
+	res, err := s.rdb.XRead(ctx, &redis.XReadArgs{
+		Streams: []string{s.keys.notify(), c.notifyID},
+		Count:   notifyPage,
+		Block:   block,
+	}).Result()
+	if errors.Is(err, redis.Nil) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("xread %s: %w", s.keys.notify(), classify(err))
+	}
+	n := 0
+	for _, st := range res {
+		for _, m := range st.Messages {
+			n++
+			c.notifyID = m.ID
+			tenants, _ := m.Values[notifyField].(string)
+			for t := range strings.FieldsSeq(tenants) {
+				// A stream not read yet is read in full once discovered.
+				if stream := s.keys.stream(t); c.reading[stream] {
+					c.markDirty(stream)
+				}
+			}
+		}
+	}
+	if n >= notifyPage {
+		c.lastSweep = time.Time{}
+	}
+	return nil
+}
+
+// readStreams reads new entries of the given streams for the group, without
+// blocking, and marks dirty the streams whose read filled its COUNT. A
+// stream whose group is missing gets it again, at the registration time.
+func (s *Store) readStreams(ctx context.Context, streams []string, limit int) ([]*relay.Message, error) {
+	c := s.consumer
+	count := max(1, limit/len(streams))
 	args := make([]string, 0, 2*len(streams))
 	args = append(args, streams...)
 	for range streams {
@@ -283,8 +506,8 @@ func (s *Store) Fetch(ctx context.Context, limit int) ([]*relay.Message, error) 
 		Group:    s.opts.Group,
 		Consumer: s.opts.Consumer,
 		Streams:  args,
-		Count:    int64(max(1, limit/len(streams))),
-		Block:    block,
+		Count:    int64(count),
+		Block:    -1,
 	}).Result()
 	if errors.Is(err, redis.Nil) {
 		return nil, nil
@@ -292,14 +515,16 @@ func (s *Store) Fetch(ctx context.Context, limit int) ([]*relay.Message, error) 
 	if err != nil {
 		if isNoGroup(err) {
 			// A stream or its group vanished (deleted, or Redis lost its
-			// data): create them again at the registration time.
+			// data): create them again at the registration time, and read
+			// these streams again next time.
 			c.mu.Lock()
 			start := c.start
 			c.mu.Unlock()
+			if cerr := c.createGroups(ctx, streams, start); cerr != nil {
+				return nil, cerr
+			}
 			for _, st := range streams {
-				if cerr := c.createGroup(ctx, st, start); cerr != nil {
-					return nil, cerr
-				}
+				c.markDirty(st)
 			}
 			s.log.Warn("consumer group was missing on a stream; recreated", "group", s.opts.Group, "error", err)
 			return nil, nil
@@ -308,6 +533,9 @@ func (s *Store) Fetch(ctx context.Context, limit int) ([]*relay.Message, error) 
 	}
 	var out []*relay.Message
 	for _, st := range res {
+		if len(st.Messages) >= count {
+			c.markDirty(st.Stream)
+		}
 		tenant := s.keys.tenantOf(st.Stream)
 		for _, m := range st.Messages {
 			ev, derr := event.FromValues(m.Values)
@@ -331,7 +559,7 @@ func (s *Store) Ack(ctx context.Context, msgs ...*relay.Message) error {
 			pipe.HDel(ctx, s.keys.retry(m.Tenant), s.retryField(m.StreamID))
 		}
 	}
-	if _, err := pipe.Exec(ctx); err != nil {
+	if err := execPipe(ctx, pipe); err != nil {
 		return fmt.Errorf("xack: %w", classify(err))
 	}
 	return nil

@@ -137,7 +137,7 @@ func (s *Store) dlqLens(ctx context.Context, tenants []string) ([]int64, error) 
 	for i, t := range tenants {
 		cmds[i] = pipe.XLen(ctx, s.keys.dlq(t))
 	}
-	_, _ = pipe.Exec(ctx) // per-command errors are read below
+	_ = execPipe(ctx, pipe) // per-command errors are read below
 	out := make([]int64, len(tenants))
 	for i, c := range cmds {
 		n, err := c.Result()
@@ -375,6 +375,11 @@ func (s *Store) RetryDeadLetter(ctx context.Context, tenant, id string) (relay.P
 	if err != nil {
 		return relay.PublishResult{}, fmt.Errorf("retry dead letter %s %s: %w", dlq, id, classify(err))
 	}
+	// Best effort: without the signal, readers find the entry at their
+	// next sweep (within about a second).
+	sig := s.rdb.Pipeline()
+	s.signalAppended(ctx, sig, tenant)
+	_ = execPipe(ctx, sig)
 	return relay.PublishResult{Stream: stream, StreamID: newID, EventID: ev.ID, CorrelationID: ev.CorrelationID}, nil
 }
 

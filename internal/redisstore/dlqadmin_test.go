@@ -359,6 +359,10 @@ func TestRetryDeadLetter_republishes_for_the_failed_group_and_removes_it(t *test
 	if len(msgs) != 1 || msgs[0].ID != res.StreamID {
 		t.Fatalf("stream: got %v, want one entry %s", msgs, res.StreamID)
 	}
+	// Readers waiting on the signal stream are told at once.
+	if sig, err := c.XRevRangeN(ctx, "hyvve:notify", "+", "-", 1).Result(); err != nil || len(sig) != 1 || sig[0].Values["tenants"] != "acme" {
+		t.Errorf("signal after the retry: got %v, %v; want one naming acme", sig, err)
+	}
 	got, err := event.FromValues(msgs[0].Values)
 	if err != nil {
 		t.Fatal(err)

@@ -3,11 +3,13 @@ package redisstore
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/hyvve/sidecar/internal/event"
 	"github.com/hyvve/sidecar/internal/relay"
 )
 
@@ -18,6 +20,7 @@ type job struct {
 	reqs []relay.PublishRequest
 	res  []relay.PublishResult
 	done chan struct{}
+	one  [1]relay.PublishResult // res of a single event, in the same allocation
 }
 
 func (j *job) fail(err error) {
@@ -30,7 +33,12 @@ func (j *job) fail(err error) {
 // Publish implements relay.Publisher. Concurrent calls are coalesced into
 // pipelined round trips by the writers that Run owns.
 func (s *Store) Publish(ctx context.Context, reqs []relay.PublishRequest, res []relay.PublishResult) {
-	j := &job{reqs: reqs, res: make([]relay.PublishResult, len(reqs)), done: make(chan struct{})}
+	j := &job{reqs: reqs, done: make(chan struct{})}
+	if len(reqs) == 1 {
+		j.res = j.one[:]
+	} else {
+		j.res = make([]relay.PublishResult, len(reqs))
+	}
 	fail := func(err error) {
 		for i := range res {
 			res[i] = relay.PublishResult{Err: err}
@@ -68,6 +76,7 @@ func (s *Store) Publish(ctx context.Context, reqs []relay.PublishRequest, res []
 // themselves; at low load a publish pays one round trip, no added delay.
 func (s *Store) writeLoop(ctx context.Context) {
 	batch := make([]*job, 0, 64)
+	w := &writer{streams: map[string]any{}}
 	for {
 		batch = batch[:0]
 		select {
@@ -87,9 +96,82 @@ func (s *Store) writeLoop(ctx context.Context) {
 				break more
 			}
 		}
-		s.write(ctx, batch)
+		s.write(ctx, batch, w)
 	}
 }
+
+// writer is the state one writeLoop reuses from batch to batch, so that a
+// published event costs few allocations: the XADD arguments of a batch
+// share one slice, the event's strings go in as *string (go-redis writes
+// them like strings) and each tenant's stream key is built and boxed once.
+// Only its own writeLoop uses it.
+type writer struct {
+	args    []any
+	cmds    []redis.Cmder
+	tenants []string
+	// streams maps a tenant to its stream key as an interface value; it is
+	// emptied when it reaches maxCachedStreams, which bounds its memory.
+	streams map[string]any
+}
+
+const maxCachedStreams = 4096
+
+// stream returns tenant's stream key, boxed.
+func (w *writer) stream(k keys, tenant string) any {
+	if v, ok := w.streams[tenant]; ok {
+		return v
+	}
+	if len(w.streams) >= maxCachedStreams {
+		clear(w.streams)
+	}
+	v := any(k.stream(tenant))
+	w.streams[tenant] = v
+	return v
+}
+
+// appendEntry appends the stream entry fields of e, the pairs of
+// event.AppendValues in the same order, without copying or boxing its
+// strings: values are *string into e and data is e.Data itself. e must not
+// change until the command has been written.
+func appendEntry(dst []any, e *event.Event) []any {
+	var data any = "{}"
+	if len(e.Data) > 0 {
+		data = e.Data
+	}
+	dst = append(dst,
+		"id", &e.ID,
+		"type", &e.Type,
+		"source", &e.Source,
+		"timestamp", &e.Timestamp,
+		"correlationId", &e.CorrelationID,
+		"tenantId", &e.TenantID,
+		"userId", &e.UserID,
+		"version", &e.Version,
+		"data", data)
+	if e.Replay {
+		dst = append(dst, "replay", "true")
+	}
+	if e.ReplayOf != "" {
+		dst = append(dst, "replayOf", &e.ReplayOf)
+	}
+	if e.ReplayID != "" {
+		dst = append(dst, "replayId", &e.ReplayID)
+	}
+	if e.TargetGroup != "" {
+		dst = append(dst, "targetGroup", &e.TargetGroup)
+	}
+	if e.TraceParent != "" {
+		dst = append(dst, "traceparent", &e.TraceParent)
+	}
+	if e.TraceState != "" {
+		dst = append(dst, "tracestate", &e.TraceState)
+	}
+	return dst
+}
+
+// entryArgs is the most script arguments of an idempotent publish: the 4
+// of idemScript before the entry, then at most 14 field/value pairs.
+const entryArgs = 4 + 2*14
 
 // idemScript publishes at most once per idempotency key: if the key holds a
 // result it is returned, else the event is appended and the result stored for
@@ -105,31 +187,44 @@ redis.call('SET', KEYS[2], id .. '\n' .. ARGV[3] .. '\n' .. ARGV[4], 'PX', ARGV[
 return {1, id}
 `)
 
-// write sends one pipeline for a batch of jobs and completes every job.
-func (s *Store) write(ctx context.Context, batch []*job) {
+// write sends one pipeline for a batch of jobs and completes every job. The
+// pipeline ends with the batch's change signal (see signalAppended), after
+// every XADD of the batch.
+func (s *Store) write(ctx context.Context, batch []*job, w *writer) {
 	// A writer's round trip is bounded even when the publisher's is not.
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
+	defer func() {
+		// Drop the references to this batch's events before the next.
+		clear(w.args)
+		clear(w.cmds)
+		w.args, w.cmds, w.tenants = w.args[:0], w.cmds[:0], w.tenants[:0]
+	}()
 
 	now := time.Now()
 	minid := minID(now, s.opts.Retention)
+	var minidArg any = minid
 	pipe := s.rdb.Pipeline()
-	cmds := make([][]redis.Cmder, len(batch))
 	var newTenants []string
-	for bi, j := range batch {
-		cmds[bi] = make([]redis.Cmder, len(j.reqs))
-		for i, r := range j.reqs {
+	for _, j := range batch {
+		for _, r := range j.reqs {
 			ev := r.Event
-			stream := s.keys.stream(ev.TenantID)
-			values := ev.AppendValues(make([]any, 0, 24))
+			var cmd redis.Cmder
 			if r.IdempotencyKey == "" {
-				cmds[bi][i] = pipe.XAdd(wctx, &redis.XAddArgs{Stream: stream, MinID: minid, Approx: true, Values: values})
+				at := len(w.args)
+				w.args = append(w.args, "xadd", w.stream(s.keys, ev.TenantID), "minid", "~", minidArg, "*")
+				w.args = appendEntry(w.args, ev)
+				c := redis.NewStringCmd(wctx, w.args[at:len(w.args):len(w.args)]...)
+				_ = pipe.Process(wctx, c) // a pipeline only queues; errors come with Exec
+				cmd = c
 			} else {
-				args := make([]any, 0, 4+len(values))
-				args = append(args, IdempotencyWindow.Milliseconds(), minid, ev.ID, ev.CorrelationID)
-				args = append(args, values...)
-				cmds[bi][i] = idemScript.Eval(wctx, pipe, []string{stream, s.keys.idem(ev.TenantID, r.IdempotencyKey)}, args...)
+				args := make([]any, 0, entryArgs)
+				args = append(args, IdempotencyWindow.Milliseconds(), minidArg, &ev.ID, &ev.CorrelationID)
+				args = appendEntry(args, ev)
+				cmd = idemScript.Eval(wctx, pipe, []string{w.stream(s.keys, ev.TenantID).(string), s.keys.idem(ev.TenantID, r.IdempotencyKey)}, args...)
 			}
+			w.cmds = append(w.cmds, cmd)
+			w.tenants = append(w.tenants, ev.TenantID)
 			if !s.registered.Contains(ev.TenantID) && !contains(newTenants, ev.TenantID) {
 				newTenants = append(newTenants, ev.TenantID)
 			}
@@ -145,7 +240,10 @@ func (s *Store) write(ctx context.Context, batch []*job) {
 	}
 	// The cluster-wide published-per-minute counter: one INCRBY per pipeline.
 	s.CountPublished(wctx, pipe, now, batchEvents(batch))
-	_, _ = pipe.Exec(wctx) // per-command errors are read below
+	slices.Sort(w.tenants)
+	w.tenants = slices.Compact(w.tenants)
+	s.signalAppended(wctx, pipe, w.tenants...)
+	_ = execPipe(wctx, pipe) // per-command errors are read below
 
 	// A tenant whose registration failed must not have its events reported
 	// as published: no reader would ever find its stream.
@@ -159,11 +257,12 @@ func (s *Store) write(ctx context.Context, batch []*job) {
 			regErr = fmt.Errorf("register tenant: %w", regErr)
 		}
 	}
-	for bi, j := range batch {
+	k := 0
+	for _, j := range batch {
 		for i, r := range j.reqs {
-			stream := s.keys.stream(r.Event.TenantID)
+			stream := w.stream(s.keys, r.Event.TenantID).(string)
 			out := relay.PublishResult{Stream: stream, EventID: r.Event.ID, CorrelationID: r.Event.CorrelationID}
-			switch c := cmds[bi][i].(type) {
+			switch c := w.cmds[k].(type) {
 			case *redis.StringCmd:
 				out.StreamID, out.Err = c.Val(), c.Err()
 			case *redis.Cmd:
@@ -172,6 +271,7 @@ func (s *Store) write(ctx context.Context, batch []*job) {
 					out.StreamID, out.EventID, out.CorrelationID, out.Duplicate, out.Err = parseIdem(c.Val(), out)
 				}
 			}
+			k++
 			if out.Err != nil {
 				out.Err = fmt.Errorf("xadd %s: %w", stream, classify(out.Err))
 			} else if regErr != nil && contains(newTenants, r.Event.TenantID) {
@@ -181,6 +281,20 @@ func (s *Store) write(ctx context.Context, batch []*job) {
 		}
 		close(j.done)
 	}
+}
+
+// signalAppended queues on pipe the change signal that tells readers which
+// tenants' streams got entries: one XADD to the notify stream naming them
+// (see the read path in consume.go). Whatever appends to tenant streams
+// should queue it after its XADDs; an append without it is still read, by
+// the readers' periodic sweep, only later. A failed signal is ignored with
+// the pipeline's other per-command errors.
+func (s *Store) signalAppended(ctx context.Context, pipe redis.Pipeliner, tenants ...string) {
+	if len(tenants) == 0 {
+		return
+	}
+	pipe.XAdd(ctx, &redis.XAddArgs{Stream: s.keys.notify(), MaxLen: notifyMaxLen, Approx: true,
+		Values: []any{notifyField, strings.Join(tenants, " ")}})
 }
 
 // parseIdem reads the idempotency script's reply {fresh, id-or-record}.

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -119,20 +121,117 @@ func TestPublish_after_Run_ends_fails_unavailable(t *testing.T) {
 }
 
 // BenchmarkPublish measures one event per Publish through a real Redis, with
-// concurrent callers (-cpu sets their number via RunParallel).
+// 16 concurrent callers per -cpu (RunParallel), for a small and a 1 KiB data
+// object.
 func BenchmarkPublish(b *testing.B) {
 	srv := redistest.Start(b)
 	s, _, _ := newPublishStore(b, srv.URL())
-	b.ReportAllocs()
-	b.SetParallelism(16)
-	b.RunParallel(func(pb *testing.PB) {
-		reqs := []relay.PublishRequest{{Event: pubEvent(1)}}
-		res := make([]relay.PublishResult, 1)
-		for pb.Next() {
-			s.Publish(context.Background(), reqs, res)
-			if res[0].Err != nil {
-				b.Fatal(res[0].Err)
-			}
+	for _, size := range []int{16, 1024} {
+		b.Run(fmt.Sprintf("data=%dB", size), func(b *testing.B) {
+			data := []byte(`{"pad":"` + strings.Repeat("x", size-len(`{"pad":""}`)) + `"}`)
+			b.ReportAllocs()
+			b.SetBytes(int64(len(data)))
+			b.SetParallelism(16)
+			b.RunParallel(func(pb *testing.PB) {
+				ev := pubEvent(1)
+				ev.Data = data
+				reqs := []relay.PublishRequest{{Event: ev}}
+				res := make([]relay.PublishResult, 1)
+				for pb.Next() {
+					s.Publish(context.Background(), reqs, res)
+					if res[0].Err != nil {
+						b.Fatal(res[0].Err)
+					}
+				}
+			})
+		})
+	}
+}
+
+func TestAppendEntry_writes_the_fields_of_AppendValues(t *testing.T) {
+	// Every string field set (found by reflection, so a field added to
+	// Event and to AppendValues but not here fails), and the minimal event.
+	full := &event.Event{Replay: true, Data: []byte(`{"a":1}`)}
+	v := reflect.ValueOf(full).Elem()
+	for i := range v.NumField() {
+		if f := v.Field(i); f.Kind() == reflect.String {
+			f.SetString(v.Type().Field(i).Name + "-value")
 		}
-	})
+	}
+	tests := []struct {
+		name string
+		ev   *event.Event
+	}{
+		{"every field set", full},
+		{"required fields only, no data", &event.Event{ID: "e1", Type: "a.b", TenantID: "acme"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got []any
+			for _, a := range appendEntry(nil, tt.ev) {
+				switch x := a.(type) {
+				case *string:
+					got = append(got, *x)
+				case []byte:
+					got = append(got, string(x))
+				default:
+					got = append(got, x)
+				}
+			}
+			if want := tt.ev.AppendValues(nil); !reflect.DeepEqual(got, want) {
+				t.Errorf("appendEntry, dereferenced:\ngot  %q\nwant %q", got, want)
+			}
+		})
+	}
+}
+
+func TestPublish_signals_each_tenant_of_a_pipeline_once(t *testing.T) {
+	srv := redistest.Start(t)
+	s, _, _ := newPublishStore(t, srv.URL())
+	c := srv.Client(t)
+	reqs := []relay.PublishRequest{{Event: pubEvent(1)}, {Event: pubEvent(2)}, {Event: pubEvent(3)}}
+	reqs[1].Event.TenantID = "globex"
+	res := make([]relay.PublishResult, len(reqs))
+	s.Publish(context.Background(), reqs, res)
+	for _, r := range res {
+		if r.Err != nil {
+			t.Fatal(r.Err)
+		}
+	}
+	sigs, err := c.XRange(context.Background(), "hyvve:notify", "-", "+").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sigs) != 1 {
+		t.Fatalf("got %d signals, want 1 for the one pipeline", len(sigs))
+	}
+	if got, want := sigs[0].Values[notifyField], "acme globex"; got != want {
+		t.Errorf("signal names %q, want %q", got, want)
+	}
+}
+
+func TestPublish_writes_entries_readable_as_events(t *testing.T) {
+	srv := redistest.Start(t)
+	s, _, _ := newPublishStore(t, srv.URL())
+	ev := testEvent("acme", "user.joined", 7)
+	ev.Replay, ev.ReplayOf, ev.TraceState = true, "1-1", "vendor=x"
+	reqs := []relay.PublishRequest{{Event: ev}, {Event: ev, IdempotencyKey: "k1"}}
+	res := make([]relay.PublishResult, len(reqs))
+	s.Publish(context.Background(), reqs, res)
+	for i, r := range res {
+		if r.Err != nil {
+			t.Fatalf("request %d: %v", i, r.Err)
+		}
+		msgs, err := srv.Client(t).XRange(context.Background(), "hyvve:events:{acme}", r.StreamID, r.StreamID).Result()
+		if err != nil || len(msgs) != 1 {
+			t.Fatalf("request %d: entry %s: %v, %d entries", i, r.StreamID, err, len(msgs))
+		}
+		got, err := event.FromValues(msgs[0].Values)
+		if err != nil {
+			t.Fatalf("request %d: FromValues: %v", i, err)
+		}
+		if !reflect.DeepEqual(got, ev) {
+			t.Errorf("request %d: read back\ngot  %+v\nwant %+v", i, got, ev)
+		}
+	}
 }

@@ -19,7 +19,10 @@ const pendingPage = 100
 
 // scanInterval is how often the pending lists are scanned for entries due
 // again: a quarter of the shortest retry step, between 50 ms and 15 s, so a
-// retry is late by at most a quarter step (15 s with the default schedule).
+// retry is late by at most a quarter step (15 s with the default schedule)
+// plus the time a scan takes. Fetch scans readChunk streams per call, in
+// calls that follow each other without waiting, so a scan of many streams
+// never holds up new entries for more than one chunk's round trip.
 func scanInterval(shortest time.Duration) time.Duration {
 	return min(max(shortest/4, 50*time.Millisecond), 15*time.Second)
 }
@@ -30,9 +33,10 @@ type candidate struct {
 	step               time.Duration
 }
 
-// reclaim finds pending entries of the group that are due again, whoever holds
-// them (this sidecar after a failed push, or a consumer that died), and claims
-// up to limit of them for this consumer.
+// reclaim finds pending entries of the group on the given streams (at most
+// readChunk) that are due again, whoever holds them (this sidecar after a
+// failed push, or a consumer that died), and claims up to limit of them for
+// this consumer.
 //
 // The algorithm, per scan: one pipelined XPENDING … IDLE <shortest step> per
 // stream (a page of 100 from a per-stream cursor, so a long pending list is
@@ -57,7 +61,7 @@ func (s *Store) reclaim(ctx context.Context, streams []string, limit int) ([]*re
 			Stream: st, Group: s.opts.Group, Idle: pol.Shortest(), Start: start, End: "+", Count: pendingPage,
 		})
 	}
-	if _, err := pipe.Exec(ctx); err != nil && !isNoGroup(err) && !errors.Is(err, redis.Nil) {
+	if err := execPipe(ctx, pipe); err != nil && !isNoGroup(err) && !errors.Is(err, redis.Nil) {
 		return nil, fmt.Errorf("xpending: %w", classify(err))
 	}
 	var due []candidate
@@ -91,7 +95,7 @@ func (s *Store) reclaim(ctx context.Context, streams []string, limit int) ([]*re
 	for i, d := range due {
 		states[i] = pipe.HGet(ctx, s.keys.retry(d.tenant), s.retryField(d.id))
 	}
-	_, _ = pipe.Exec(ctx) // redis.Nil for entries without state; real errors below
+	_ = execPipe(ctx, pipe) // redis.Nil for entries without state; real errors below
 	now := time.Now()
 	lastErr := map[string]string{}
 	kept := due[:0]
@@ -130,7 +134,7 @@ func (s *Store) reclaim(ctx context.Context, streams []string, limit int) ([]*re
 			Stream: d.stream, Group: s.opts.Group, Consumer: s.opts.Consumer, MinIdle: d.step, Messages: []string{d.id},
 		})
 	}
-	_, _ = pipe.Exec(ctx)
+	_ = execPipe(ctx, pipe)
 	var out []*relay.Message
 	for i, d := range kept {
 		msgs, err := claims[i].Result()
@@ -166,7 +170,7 @@ func (s *Store) Retry(ctx context.Context, m *relay.Message, notBefore time.Time
 	})
 	pipe.HSet(ctx, s.keys.retry(m.Tenant), s.retryField(m.StreamID),
 		strconv.FormatInt(notBefore.UnixMilli(), 10)+" "+truncate(lastError, 1024))
-	if _, err := pipe.Exec(ctx); err != nil {
+	if err := execPipe(ctx, pipe); err != nil {
 		return fmt.Errorf("record failed attempt %s %s: %w", m.Stream, m.StreamID, classify(err))
 	}
 	return nil

@@ -245,7 +245,7 @@ func (s *Store) createReplay(ctx context.Context, req relay.ReplayRequest, owner
 		groupCmd = pipe.HExists(ctx, s.keys.groups(), req.Group)
 	}
 	timeCmd := pipe.Time(ctx)
-	_, _ = pipe.Exec(ctx) // per-command errors are read below
+	_ = execPipe(ctx, pipe) // per-command errors are read below
 	if tenantCmd != nil {
 		known, err := tenantCmd.Result()
 		if err != nil {
@@ -301,7 +301,7 @@ func (s *Store) createReplay(ctx context.Context, req relay.ReplayRequest, owner
 	pipe.PExpire(ctx, key, s.recordTTL())
 	pipe.ZAdd(ctx, index, redis.Z{Score: float64(startMs), Member: job.ID})
 	pipe.ZRemRangeByScore(ctx, index, "-inf", "("+strconv.FormatInt(startMs-s.recordTTL().Milliseconds(), 10))
-	if _, err := pipe.Exec(ctx); err != nil {
+	if err := execPipe(ctx, pipe); err != nil {
 		return relay.ReplayJob{}, fmt.Errorf("record replay %s: %w", key, classify(err))
 	}
 	return job, nil
@@ -413,7 +413,7 @@ func (r *Replayer) ListReplays(ctx context.Context, limit int) ([]relay.ReplayJo
 		// is not cached yet.
 		cmds[i] = replayReadScript.Eval(ctx, pipe, []string{r.s.keys.replay(id)}, ReplayStaleAfter.Milliseconds(), StaleReplayError)
 	}
-	_, _ = pipe.Exec(ctx) // per-command errors are read below
+	_ = execPipe(ctx, pipe) // per-command errors are read below
 	var gone []any
 	for i, c := range cmds {
 		v, err := c.Slice()
@@ -620,7 +620,9 @@ func (s *Store) republish(ctx context.Context, stream string, batch [][]any, p *
 		for i, values := range batch {
 			cmds[i] = pipe.XAdd(ctx, &redis.XAddArgs{Stream: stream, MinID: minid, Approx: true, Values: values})
 		}
-		_, _ = pipe.Exec(ctx) // per-command errors are read below
+		// Readers waiting on the signal stream read the replayed entries at once.
+		s.signalAppended(ctx, pipe, s.keys.tenantOf(stream))
+		_ = execPipe(ctx, pipe) // per-command errors are read below
 		var failed [][]any
 		var first error
 		for i, c := range cmds {

@@ -196,6 +196,11 @@ func TestReplay_pages_a_range_and_republishes_the_matching_events_as_replays(t *
 	if n, _ := c.SCard(context.Background(), "hyvve:tenants").Result(); n != 1 {
 		t.Errorf("tenant registry: got %d members, want 1 (a replay registers nothing)", n)
 	}
+	// Readers waiting on the signal stream are told of the replayed entries.
+	if sig, err := c.XRevRangeN(context.Background(), "hyvve:notify", "+", "-", 1).Result(); err != nil || len(sig) != 1 ||
+		sig[0].Values["tenants"] != "acme" {
+		t.Errorf("signal after the replay: got %v, %v; want one naming acme", sig, err)
+	}
 }
 
 func TestReplay_clamps_to_at_the_job_start(t *testing.T) {

@@ -162,7 +162,7 @@ func (s *Store) tenantStats(ctx context.Context, tenants []string) ([]TenantStat
 		dlqs[i] = pipe.XLen(ctx, s.keys.dlq(t))
 		groups[i] = pipe.XInfoGroups(ctx, s.keys.stream(t))
 	}
-	_, _ = pipe.Exec(ctx) // per-command errors are read below
+	_ = execPipe(ctx, pipe) // per-command errors are read below
 
 	type estimate struct {
 		tenant, group int
@@ -199,7 +199,7 @@ func (s *Store) tenantStats(ctx context.Context, tenants []string) ([]TenantStat
 		out[i] = ts
 	}
 	if len(est) > 0 {
-		_, _ = epipe.Exec(ctx)
+		_ = execPipe(ctx, epipe)
 		for _, e := range est {
 			msgs, err := e.cmd.Result()
 			if err != nil {
@@ -226,7 +226,7 @@ func (s *Store) publishedPerMinute(ctx context.Context, now time.Time) ([]Minute
 	for i := range cmds {
 		cmds[i] = pipe.Get(ctx, s.keys.published(first.Add(time.Duration(i)*time.Minute)))
 	}
-	_, _ = pipe.Exec(ctx)
+	_ = execPipe(ctx, pipe)
 	out := make([]MinuteCount, statsMinutes)
 	for i, c := range cmds {
 		out[i].Start = first.Add(time.Duration(i) * time.Minute)
