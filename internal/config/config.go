@@ -29,6 +29,9 @@ type Config struct {
 	RedisURL        string
 	RedisPoolSize   int
 	RedisCluster    bool
+	RedisCA         string // PEM file; "" = the system's roots
+	RedisCert       string // PEM file of the client certificate, with RedisKey
+	RedisKey        string // PEM file of its private key
 	NATSURL         string
 	DataDir         string
 	EmbeddedListen  string

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/hyvve/sidecar/internal/subscription"
+	"github.com/hyvve/sidecar/internal/testutil/redistest"
 )
 
 // env returns a getenv over m.
@@ -72,47 +73,58 @@ func TestLoad_without_settings_gives_the_documented_defaults(t *testing.T) {
 	}
 }
 
-// everySetting gives each flag a valid non-default value and the Config
-// field it must land in. A new flag fails TestLoad_sets_each_field until it
-// is added here.
-var everySetting = []struct {
+// settingRow is one flag, a valid non-default value, and the Config field
+// it must land in.
+type settingRow struct {
 	flag, value, field string
 	want               any
 	also               map[string]string // other settings the value needs
-}{
-	{"listen", "0.0.0.0:9000", "Listen", "0.0.0.0:9000", nil},
-	{"socket", "/run/hyvve.sock", "Socket", "/run/hyvve.sock", nil},
-	{"redis-url", "rediss://default:pw@redis.example.com:6380/2", "RedisURL", "rediss://default:pw@redis.example.com:6380/2", nil},
-	{"redis-pool-size", "50", "RedisPoolSize", 50, nil},
-	{"redis-cluster", "true", "RedisCluster", true, map[string]string{"redis-url": "redis://r:7000"}},
-	{"nats-url", "nats://app:pw@nats.example.com:4222,tls://n2:4222", "NATSURL", "nats://app:pw@nats.example.com:4222,tls://n2:4222", nil},
-	{"data-dir", "/var/lib/hyvve", "DataDir", "/var/lib/hyvve", nil},
-	{"embedded-listen", "127.0.0.1:4222", "EmbeddedListen", "127.0.0.1:4222", nil},
-	{"app-url", "unix:///run/app.sock", "AppURL", "unix:///run/app.sock", nil},
-	{"app-token", "s3cret-app", "AppToken", "s3cret-app", nil},
-	{"app-timeout", "2s", "AppTimeout", 2 * time.Second, nil},
-	{"app-concurrency", "64", "AppConcurrency", 64, nil},
-	{"group", "billing", "Group", "billing", nil},
-	{"source", "billing-svc", "Source", "billing-svc", nil},
-	{"tenant", "acme", "Tenant", "acme", nil},
-	{"tenants", "acme, globex,acme", "Tenants", []string{"acme", "globex"}, nil},
-	{"key-prefix", "stage_1", "KeyPrefix", "stage_1", nil},
-	{"retry-schedule", "11s,11s,20s", "RetrySchedule", []time.Duration{11 * time.Second, 11 * time.Second, 20 * time.Second}, nil},
-	{"retention", "48h", "Retention", 48 * time.Hour, nil},
-	{"dlq-retention", "1h", "DLQRetention", time.Hour, nil},
-	{"max-event-bytes", "512KiB", "MaxEventBytes", 512 << 10, nil},
-	{"strict-types", "true", "StrictTypes", true, nil},
-	{"push-format", "cloudevents", "PushFormat", "cloudevents", nil},
-	{"api-token", "s3cret-api", "APIToken", "s3cret-api", nil},
-	{"admin-token", "s3cret-admin", "AdminToken", "s3cret-admin", nil},
-	{"log-level", "DEBUG", "LogLevel", slog.LevelDebug, nil},
-	{"shutdown-timeout", "5s", "ShutdownTimeout", 5 * time.Second, nil},
-	// config is covered by TestLoad_reads_the_file_named_by_flag_or_env.
-	{"config", "", "ConfigFile", "", nil},
+}
+
+// everySetting gives each flag a valid non-default value; tf are the
+// certificate files the TLS flags name. A new flag fails
+// TestLoad_sets_each_field until it is added here.
+func everySetting(tf redistest.TLSFiles) []settingRow {
+	tlsURL := "rediss://r.example.com:6380"
+	return []settingRow{
+		{"listen", "0.0.0.0:9000", "Listen", "0.0.0.0:9000", nil},
+		{"socket", "/run/hyvve.sock", "Socket", "/run/hyvve.sock", nil},
+		{"redis-url", "rediss://default:pw@redis.example.com:6380/2", "RedisURL", "rediss://default:pw@redis.example.com:6380/2", nil},
+		{"redis-pool-size", "50", "RedisPoolSize", 50, nil},
+		{"redis-cluster", "true", "RedisCluster", true, map[string]string{"redis-url": "redis://r:7000"}},
+		{"redis-ca", tf.CA, "RedisCA", tf.CA, map[string]string{"redis-url": tlsURL}},
+		{"redis-cert", tf.ClientCert, "RedisCert", tf.ClientCert, map[string]string{"redis-url": tlsURL, "redis-key": tf.ClientKey}},
+		{"redis-key", tf.ClientKey, "RedisKey", tf.ClientKey, map[string]string{"redis-url": tlsURL, "redis-cert": tf.ClientCert}},
+		{"nats-url", "nats://app:pw@nats.example.com:4222,tls://n2:4222", "NATSURL", "nats://app:pw@nats.example.com:4222,tls://n2:4222", nil},
+		{"data-dir", "/var/lib/hyvve", "DataDir", "/var/lib/hyvve", nil},
+		{"embedded-listen", "127.0.0.1:4222", "EmbeddedListen", "127.0.0.1:4222", nil},
+		{"app-url", "unix:///run/app.sock", "AppURL", "unix:///run/app.sock", nil},
+		{"app-token", "s3cret-app", "AppToken", "s3cret-app", nil},
+		{"app-timeout", "2s", "AppTimeout", 2 * time.Second, nil},
+		{"app-concurrency", "64", "AppConcurrency", 64, nil},
+		{"group", "billing", "Group", "billing", nil},
+		{"source", "billing-svc", "Source", "billing-svc", nil},
+		{"tenant", "acme", "Tenant", "acme", nil},
+		{"tenants", "acme, globex,acme", "Tenants", []string{"acme", "globex"}, nil},
+		{"key-prefix", "stage_1", "KeyPrefix", "stage_1", nil},
+		{"retry-schedule", "11s,11s,20s", "RetrySchedule", []time.Duration{11 * time.Second, 11 * time.Second, 20 * time.Second}, nil},
+		{"retention", "48h", "Retention", 48 * time.Hour, nil},
+		{"dlq-retention", "1h", "DLQRetention", time.Hour, nil},
+		{"max-event-bytes", "512KiB", "MaxEventBytes", 512 << 10, nil},
+		{"strict-types", "true", "StrictTypes", true, nil},
+		{"push-format", "cloudevents", "PushFormat", "cloudevents", nil},
+		{"api-token", "s3cret-api", "APIToken", "s3cret-api", nil},
+		{"admin-token", "s3cret-admin", "AdminToken", "s3cret-admin", nil},
+		{"log-level", "DEBUG", "LogLevel", slog.LevelDebug, nil},
+		{"shutdown-timeout", "5s", "ShutdownTimeout", 5 * time.Second, nil},
+		// config is covered by TestLoad_reads_the_file_named_by_flag_or_env.
+		{"config", "", "ConfigFile", "", nil},
+	}
 }
 
 func TestLoad_sets_each_field_from_its_flag_and_env(t *testing.T) {
-	for _, tc := range everySetting {
+	rows := everySetting(redistest.NewTLSFiles(t))
+	for _, tc := range rows {
 		t.Run(tc.flag, func(t *testing.T) {
 			args := []string{"--" + tc.flag + "=" + tc.value}
 			vars := map[string]string{envName(tc.flag): tc.value}
@@ -133,7 +145,7 @@ func TestLoad_sets_each_field_from_its_flag_and_env(t *testing.T) {
 
 	t.Run("the table covers every setting and every field", func(t *testing.T) {
 		var tested []string
-		for _, tc := range everySetting {
+		for _, tc := range rows {
 			tested = append(tested, tc.flag)
 		}
 		for _, s := range allSettings() {
@@ -320,6 +332,135 @@ func TestLoad_rejects_bad_settings_with_one_line_naming_the_flag(t *testing.T) {
 			}
 			if got := err.Error(); got != tc.want {
 				t.Errorf("error\n got %s\nwant %s", got, tc.want)
+			}
+		})
+	}
+}
+
+// tlsTestFiles are certificate files for the Redis TLS tests: tf is a CA with
+// a client certificate; other is another CA's; the rest are broken files.
+type tlsTestFiles struct {
+	tf, other                                 redistest.TLSFiles
+	dir, empty, garbage, corrupt, big, bundle string
+}
+
+func newTLSTestFiles(t *testing.T) tlsTestFiles {
+	t.Helper()
+	f := tlsTestFiles{tf: redistest.NewTLSFiles(t), other: redistest.NewTLSFiles(t), dir: t.TempDir()}
+	write := func(name string, data []byte) string {
+		path := filepath.Join(f.dir, name)
+		if err := os.WriteFile(path, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	f.empty = write("empty.pem", nil)
+	f.garbage = write("garbage.pem", []byte("not a certificate\n"))
+	f.corrupt = write("corrupt.pem", []byte("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"))
+	f.big = write("big.pem", bytes.Repeat([]byte("x"), maxFileBytes+1))
+	var bundle []byte
+	for _, p := range []string{f.tf.ClientKey, f.other.CA, f.tf.CA} {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		bundle = append(bundle, data...)
+	}
+	f.bundle = write("bundle.pem", bundle)
+	return f
+}
+
+func TestLoad_accepts_Redis_TLS_files_with_a_rediss_URL(t *testing.T) {
+	f := newTLSTestFiles(t)
+	url := "--redis-url=rediss://u:" + redisPassword + "@r.example.com:6380/0"
+	tests := []struct {
+		name          string
+		args          []string
+		ca, cert, key string
+	}{
+		{"CA only", []string{url, "--redis-ca=" + f.tf.CA}, f.tf.CA, "", ""},
+		{"client certificate only", []string{url, "--redis-cert=" + f.tf.ClientCert, "--redis-key=" + f.tf.ClientKey},
+			"", f.tf.ClientCert, f.tf.ClientKey},
+		{"all three", []string{url, "--redis-ca=" + f.tf.CA, "--redis-cert=" + f.tf.ClientCert, "--redis-key=" + f.tf.ClientKey},
+			f.tf.CA, f.tf.ClientCert, f.tf.ClientKey},
+		{"a bundle of two CAs and a key block", []string{url, "--redis-ca=" + f.bundle}, f.bundle, "", ""},
+		{"TLS skip_verify of the URL", []string{url + "?skip_verify=true", "--redis-ca=" + f.tf.CA}, f.tf.CA, "", ""},
+		{"none", []string{url}, "", "", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := mustLoad(t, tc.args, noEnv)
+			if err := expect(c.RedisCA, tc.ca, c.RedisCert, tc.cert, c.RedisKey, tc.key); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+}
+
+func TestLoad_rejects_bad_Redis_TLS_settings_with_one_line_naming_the_flag(t *testing.T) {
+	f := newTLSTestFiles(t)
+	tlsURL := "--redis-url=rediss://u:" + redisPassword + "@r.example.com:6380/0"
+	cert := []string{"--redis-cert=" + f.tf.ClientCert, "--redis-key=" + f.tf.ClientKey}
+	tests := []struct {
+		name string
+		args []string
+		env  map[string]string
+		want string // the whole error message
+	}{
+		{"ca with a redis:// url", []string{"--redis-url=redis://u:" + redisPassword + "@r:6379", "--redis-ca=" + f.tf.CA}, nil,
+			`--redis-ca: TLS to Redis needs a rediss:// --redis-url, got redis://u@r:6379`},
+		{"ca without a redis url", []string{"--redis-ca=" + f.tf.CA}, nil,
+			`--redis-ca: TLS to Redis needs a rediss:// --redis-url, got none`},
+		{"ca from env with a nats url", nil, map[string]string{"HYVVE_NATS_URL": "tls://n:4222", "HYVVE_REDIS_CA": f.tf.CA},
+			`--redis-ca: TLS to Redis needs a rediss:// --redis-url, got none`},
+		{"cert with a redis:// url", append([]string{"--redis-url=redis://r:6379"}, cert...), nil,
+			`--redis-cert: TLS to Redis needs a rediss:// --redis-url, got redis://r:6379`},
+		{"key alone without a redis url", []string{"--redis-key=" + f.tf.ClientKey}, nil,
+			`--redis-key: TLS to Redis needs a rediss:// --redis-url, got none`},
+		{"cert without key", []string{tlsURL, "--redis-cert=" + f.tf.ClientCert}, nil,
+			`--redis-cert: needs --redis-key, the file of the certificate's private key`},
+		{"key without cert", []string{tlsURL, "--redis-key=" + f.tf.ClientKey}, nil,
+			`--redis-key: needs --redis-cert, the file of the client certificate`},
+		{"ca missing", []string{tlsURL, "--redis-ca=/nonexistent/ca.pem"}, nil,
+			`--redis-ca: open /nonexistent/ca.pem: no such file or directory`},
+		{"ca is a directory", []string{tlsURL, "--redis-ca=" + f.dir}, nil,
+			`--redis-ca: read ` + f.dir + `: is a directory`},
+		{"ca empty", []string{tlsURL, "--redis-ca=" + f.empty}, nil,
+			`--redis-ca: ` + f.empty + ` holds no PEM certificate (-----BEGIN CERTIFICATE-----)`},
+		{"ca not PEM", []string{tlsURL, "--redis-ca=" + f.garbage}, nil,
+			`--redis-ca: ` + f.garbage + ` holds no PEM certificate (-----BEGIN CERTIFICATE-----)`},
+		{"ca is a key", []string{tlsURL, "--redis-ca=" + f.tf.ClientKey}, nil,
+			`--redis-ca: ` + f.tf.ClientKey + ` holds no PEM certificate (-----BEGIN CERTIFICATE-----)`},
+		{"ca corrupt", []string{tlsURL, "--redis-ca=" + f.corrupt}, nil,
+			`--redis-ca: ` + f.corrupt + `: certificate 1: x509: malformed certificate`},
+		{"ca too large", []string{tlsURL, "--redis-ca=" + f.big}, nil,
+			`--redis-ca: ` + f.big + ` is larger than 1048576 bytes`},
+		{"cert missing", []string{tlsURL, "--redis-cert=/nonexistent/c.pem", "--redis-key=" + f.tf.ClientKey}, nil,
+			`--redis-cert: open /nonexistent/c.pem: no such file or directory`},
+		{"cert is a key", []string{tlsURL, "--redis-cert=" + f.tf.ClientKey, "--redis-key=" + f.tf.ClientKey}, nil,
+			`--redis-cert: ` + f.tf.ClientKey + ` holds no PEM certificate (-----BEGIN CERTIFICATE-----)`},
+		{"cert corrupt", []string{tlsURL, "--redis-cert=" + f.corrupt, "--redis-key=" + f.tf.ClientKey}, nil,
+			`--redis-cert: ` + f.corrupt + `: certificate 1: x509: malformed certificate`},
+		{"key missing", []string{tlsURL, "--redis-cert=" + f.tf.ClientCert, "--redis-key=/nonexistent/k.pem"}, nil,
+			`--redis-key: open /nonexistent/k.pem: no such file or directory`},
+		{"key empty", []string{tlsURL, "--redis-cert=" + f.tf.ClientCert, "--redis-key=" + f.empty}, nil,
+			`--redis-key: ` + f.empty + `: failed to find any PEM data in key input (want the unencrypted PEM private key of --redis-cert)`},
+		{"key is a certificate", []string{tlsURL, "--redis-cert=" + f.tf.ClientCert, "--redis-key=" + f.tf.ClientCert}, nil,
+			`--redis-key: ` + f.tf.ClientCert + `: found a certificate rather than a key in the PEM for the private key (want the unencrypted PEM private key of --redis-cert)`},
+		{"key of another certificate", []string{tlsURL, "--redis-cert=" + f.tf.ClientCert, "--redis-key=" + f.other.ClientKey}, nil,
+			`--redis-key: ` + f.other.ClientKey + `: private key does not match public key (want the unencrypted PEM private key of --redis-cert)`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := Load(tc.args, env(tc.env))
+			if err == nil {
+				t.Fatalf("Load(%q) = %v, want error %q", tc.args, c, tc.want)
+			}
+			if got := err.Error(); got != tc.want {
+				t.Errorf("error\n got %s\nwant %s", got, tc.want)
+			}
+			if strings.Contains(err.Error(), redisPassword) || strings.Contains(err.Error(), "PRIVATE KEY") {
+				t.Errorf("error shows a secret: %s", err)
 			}
 		})
 	}
@@ -616,6 +757,7 @@ func TestLoad_errors_never_show_secrets(t *testing.T) {
 		{"bad flag syntax", []string{"---api-token=" + pw}},
 		{"token with newline", []string{"--admin-token=" + pw + "\n"}},
 		{"token with tab", []string{"--app-token=" + pw + "\t"}},
+		{"redis ca with a redis:// url", []string{"--redis-url=redis://u:" + pw + "@r:6379", "--redis-ca=/ca.pem"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -634,9 +776,10 @@ func TestLoad_errors_never_show_secrets(t *testing.T) {
 }
 
 // specFlags are the flags SPEC §9 names, plus those later issues added
-// (strict-types and push-format: issue 5; nats-url and embedded-listen: issue 8).
+// (strict-types and push-format: issue 5; nats-url and embedded-listen: issue 8;
+// redis-ca, redis-cert and redis-key: issue 11).
 var specFlags = []string{
-	"strict-types", "push-format", "nats-url", "embedded-listen",
+	"strict-types", "push-format", "nats-url", "embedded-listen", "redis-ca", "redis-cert", "redis-key",
 	"listen", "socket", "redis-url", "redis-pool-size", "redis-cluster", "data-dir", "app-url", "app-token",
 	"app-timeout", "app-concurrency", "group", "source", "tenant", "tenants", "key-prefix", "retry-schedule",
 	"retention", "dlq-retention", "max-event-bytes", "api-token", "admin-token", "config", "log-level",

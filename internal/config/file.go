@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"strconv"
 	"strings"
@@ -54,6 +55,9 @@ func readFile(path string) ([]byte, error) {
 	defer f.Close()
 	data, err := io.ReadAll(io.LimitReader(f, maxFileBytes+1))
 	if err != nil {
+		if perr := (*fs.PathError)(nil); errors.As(err, &perr) {
+			return nil, err // "read PATH: is a directory"
+		}
 		return nil, fmt.Errorf("read %s: %w", path, err)
 	}
 	if len(data) > maxFileBytes {

@@ -84,6 +84,29 @@ func allSettings() []setting {
 			},
 			show: func(c *Config) any { return c.RedisCluster },
 		},
+		{
+			name: "redis-ca", kind: kindString, arg: "FILE",
+			defDoc: "the system's root certificates",
+			help: "PEM file of the CA certificates that verify the Redis server's certificate, instead of the " +
+				"system's roots; only with a rediss:// --redis-url. Read at start.",
+			parse: func(c *Config, s string) error { c.RedisCA = s; return nil },
+			show:  func(c *Config) any { return c.RedisCA },
+		},
+		{
+			name: "redis-cert", kind: kindString, arg: "FILE",
+			defDoc: "none: no client certificate",
+			help: "PEM file of a client certificate to present to Redis (redis-server --tls-auth-clients); " +
+				"needs --redis-key and a rediss:// --redis-url. Read at start.",
+			parse: func(c *Config, s string) error { c.RedisCert = s; return nil },
+			show:  func(c *Config) any { return c.RedisCert },
+		},
+		{
+			name: "redis-key", kind: kindString, arg: "FILE",
+			defDoc: "none",
+			help:   "PEM file of the private key of --redis-cert (unencrypted). Read at start.",
+			parse:  func(c *Config, s string) error { c.RedisKey = s; return nil },
+			show:   func(c *Config) any { return c.RedisKey },
+		},
 		stringSetting("data-dir", "DIR", "./hyvve-data",
 			"Directory of the embedded store (NATS JetStream in the sidecar process), used when neither "+
 				"--redis-url nor --nats-url is set; created when missing. One sidecar per directory.",

@@ -1,6 +1,9 @@
 package config
 
 import (
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -75,6 +78,9 @@ func (c *Config) checkRedis() error {
 	} else if c.RedisCluster {
 		return errors.New("--redis-cluster: needs --redis-url (the embedded store is a single node)")
 	}
+	if err := c.checkRedisTLS(); err != nil {
+		return err
+	}
 	if c.RedisPoolSize < 0 {
 		return fmt.Errorf("--redis-pool-size: must be 0 (library default) or more, got %d", c.RedisPoolSize)
 	}
@@ -96,6 +102,89 @@ func (c *Config) checkRedis() error {
 		if err := checkHostPort(c.EmbeddedListen); err != nil {
 			return fmt.Errorf("--embedded-listen: %w", err)
 		}
+	}
+	return nil
+}
+
+// checkRedisTLS checks --redis-ca, --redis-cert and --redis-key: they need
+// a rediss:// URL, the certificate and key come together, and every file is
+// read and parsed now, so that a wrong path or a bad file stops the sidecar
+// at start instead of failing each connection later.
+func (c *Config) checkRedisTLS() error {
+	files := []struct{ name, path string }{
+		{"redis-ca", c.RedisCA}, {"redis-cert", c.RedisCert}, {"redis-key", c.RedisKey},
+	}
+	for _, f := range files {
+		if f.path == "" {
+			continue
+		}
+		if u, _ := url.Parse(c.RedisURL); u == nil || u.Scheme != "rediss" {
+			got := "none"
+			if c.RedisURL != "" {
+				got = displayURL(c.RedisURL)
+			}
+			return fmt.Errorf("--%s: TLS to Redis needs a rediss:// --redis-url, got %s", f.name, got)
+		}
+	}
+	if c.RedisCA != "" {
+		pem, err := readFile(c.RedisCA)
+		if err != nil {
+			return fmt.Errorf("--redis-ca: %w", err)
+		}
+		if err := parseCertificates(c.RedisCA, pem); err != nil {
+			return fmt.Errorf("--redis-ca: %w", err)
+		}
+	}
+	switch {
+	case c.RedisCert != "" && c.RedisKey == "":
+		return errors.New("--redis-cert: needs --redis-key, the file of the certificate's private key")
+	case c.RedisKey != "" && c.RedisCert == "":
+		return errors.New("--redis-key: needs --redis-cert, the file of the client certificate")
+	case c.RedisCert == "":
+		return nil
+	}
+	certPEM, err := readFile(c.RedisCert)
+	if err != nil {
+		return fmt.Errorf("--redis-cert: %w", err)
+	}
+	if err := parseCertificates(c.RedisCert, certPEM); err != nil {
+		return fmt.Errorf("--redis-cert: %w", err)
+	}
+	keyPEM, err := readFile(c.RedisKey)
+	if err != nil {
+		return fmt.Errorf("--redis-key: %w", err)
+	}
+	// The certificate parsed above, so what fails here is the key: missing,
+	// unreadable, encrypted, or not the certificate's. The message never
+	// holds the key's bytes.
+	if _, err := tls.X509KeyPair(certPEM, keyPEM); err != nil {
+		return fmt.Errorf("--redis-key: %s: %s (want the unencrypted PEM private key of --redis-cert)",
+			c.RedisKey, strings.TrimPrefix(err.Error(), "tls: "))
+	}
+	return nil
+}
+
+// parseCertificates checks that the PEM data of file holds at least one
+// certificate and that each CERTIFICATE block parses; other blocks are
+// skipped, as crypto/x509.CertPool.AppendCertsFromPEM does.
+func parseCertificates(file string, data []byte) error {
+	n := 0
+	for {
+		var block *pem.Block
+		block, data = pem.Decode(data)
+		if block == nil {
+			break
+		}
+		if block.Type != "CERTIFICATE" {
+			continue
+		}
+		n++
+		if _, err := x509.ParseCertificate(block.Bytes); err != nil {
+			return fmt.Errorf("%s: certificate %d: %w", file, n, err)
+		}
+	}
+	if n == 0 {
+		return fmt.Errorf("%s holds no PEM certificate (-----BEGIN CERTIFICATE-----)", file)
 	}
 	return nil
 }

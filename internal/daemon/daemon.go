@@ -188,6 +188,9 @@ func (d *Daemon) openStore(instance, group, consumer string, policy retry.Policy
 		rs, err := redisstore.New(redisstore.Options{
 			URL:          cfg.RedisURL,
 			PoolSize:     cfg.RedisPoolSize,
+			CAFile:       cfg.RedisCA,
+			CertFile:     cfg.RedisCert,
+			KeyFile:      cfg.RedisKey,
 			KeyPrefix:    cfg.KeyPrefix,
 			Retention:    cfg.Retention,
 			DLQRetention: cfg.DLQRetention,

@@ -9,6 +9,9 @@
 //	<prefix>:idem:{<tenant>}:<k> idempotency record of a publish, 24 h
 //	<prefix>:replay:<id>         progress of a replay job (hash)
 //	<prefix>:replays             replay jobs by start time (sorted set)
+//	<prefix>:notify              signals "these tenants' streams got entries" (stream,
+//	                             MAXLEN ~ 10000): idle readers block on it instead of
+//	                             on every tenant stream
 //
 // A Store is safe for concurrent use. Publish needs Run to be running: Run owns
 // the goroutines that coalesce concurrent publishes into pipelined round trips
@@ -17,10 +20,13 @@ package redisstore
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -40,6 +46,13 @@ type Options struct {
 	KeyPrefix    string // default "hyvve"
 	Retention    time.Duration
 	DLQRetention time.Duration
+
+	// CAFile, CertFile and KeyFile configure TLS to Redis and need a
+	// rediss:// URL. CAFile is a PEM bundle of the CAs that verify the
+	// server's certificate ("" = the system's roots); CertFile and KeyFile
+	// are a client certificate and its private key, both or neither. New
+	// reads them once: a renewed file takes effect at the next start.
+	CAFile, CertFile, KeyFile string
 
 	// Group and Consumer name this sidecar's consumer; an empty Group makes a
 	// publish-only store whose Fetch always fails.
@@ -119,8 +132,9 @@ func (k keys) tenantOf(stream string) string {
 	return stream[i+1 : j]
 }
 
-// New parses the URL and builds the client. It does not connect: a Redis that
-// is down at start makes the sidecar not ready, not fail.
+// New parses the URL, reads the TLS files and builds the client. It does not
+// connect: a Redis that is down at start makes the sidecar not ready, not
+// fail. Its errors name the flag at fault and never hold the password.
 func New(o Options) (*Store, error) {
 	ropts, err := redis.ParseURL(o.URL)
 	if err != nil {
@@ -130,6 +144,9 @@ func New(o Options) (*Store, error) {
 			err = uerr.Err
 		}
 		return nil, fmt.Errorf("--redis-url: %v", err)
+	}
+	if err := configureTLS(ropts.TLSConfig, o); err != nil {
+		return nil, err
 	}
 	if o.PoolSize > 0 {
 		ropts.PoolSize = o.PoolSize
@@ -144,6 +161,11 @@ func New(o Options) (*Store, error) {
 	ropts.MinRetryBackoff = 50 * time.Millisecond
 	ropts.MaxRetryBackoff = 500 * time.Millisecond
 	ropts.ContextTimeoutEnabled = true
+	// No CLIENT SETINFO on each new connection: the sidecar does not need it,
+	// Redis before 7.2 does not know it, and the ACL user of
+	// docs/production.md, which cannot name it on those versions, would
+	// have it refused (and logged in ACL LOG) on every connection.
+	ropts.DisableIdentity = true
 
 	if o.KeyPrefix == "" {
 		o.KeyPrefix = "hyvve"
@@ -176,6 +198,43 @@ func New(o Options) (*Store, error) {
 		s.consumer = newConsumer(s)
 	}
 	return s, nil
+}
+
+// configureTLS adds the CA and the client certificate of o to conf, the TLS
+// configuration ParseURL made for a rediss:// URL (nil for redis://): that
+// one already verifies the server's certificate for the URL's host
+// (ServerName), asks for TLS 1.2 or later, and honours the URL's
+// skip_verify.
+func configureTLS(conf *tls.Config, o Options) error {
+	if o.CAFile == "" && o.CertFile == "" && o.KeyFile == "" {
+		return nil
+	}
+	if conf == nil {
+		return errors.New("--redis-ca, --redis-cert, --redis-key: TLS to Redis needs a rediss:// --redis-url")
+	}
+	conf.MinVersion = max(conf.MinVersion, tls.VersionTLS12)
+	if o.CAFile != "" {
+		pem, err := os.ReadFile(o.CAFile)
+		if err != nil {
+			return fmt.Errorf("--redis-ca: %w", err)
+		}
+		roots := x509.NewCertPool()
+		if !roots.AppendCertsFromPEM(pem) {
+			return fmt.Errorf("--redis-ca: %s holds no PEM certificate", o.CAFile)
+		}
+		conf.RootCAs = roots
+	}
+	if o.CertFile != "" || o.KeyFile != "" {
+		if o.CertFile == "" || o.KeyFile == "" {
+			return errors.New("--redis-cert, --redis-key: a client certificate needs both")
+		}
+		cert, err := tls.LoadX509KeyPair(o.CertFile, o.KeyFile)
+		if err != nil {
+			return fmt.Errorf("--redis-cert %s, --redis-key %s: %w", o.CertFile, o.KeyFile, err)
+		}
+		conf.Certificates = []tls.Certificate{cert}
+	}
+	return nil
 }
 
 // Run serves publishes and, with a consumer group, discovers tenant streams,
@@ -220,10 +279,21 @@ func (s *Store) Close() error {
 	return err
 }
 
-// Ping reports whether Redis answers.
+// Ping reports whether Redis answers and, for a store with a consumer group,
+// whether the group is registered yet (the sidecar is not ready before).
 func (s *Store) Ping(ctx context.Context) error {
 	if err := s.rdb.Ping(ctx).Err(); err != nil {
 		return classify(err)
+	}
+	if c := s.consumer; c != nil {
+		// Ready means the group exists: an event the app publishes once
+		// its sidecar is ready must reach the app's own group.
+		c.mu.Lock()
+		registered := c.start != ""
+		c.mu.Unlock()
+		if !registered {
+			return fmt.Errorf("%w: consumer group %s is not registered yet", relay.ErrUnavailable, s.opts.Group)
+		}
 	}
 	return nil
 }

@@ -1,7 +1,8 @@
 // Package redistest starts real redis-server processes for tests.
 //
 // Each server listens on a free 127.0.0.1 port, keeps its files in t.TempDir() and is
-// stopped when the test ends. No mocks: tests talk to the same Redis the sidecar uses in
+// stopped when the test ends. With Options.TLS it accepts only TLS connections, with
+// certificates made for the test (see TLSFiles). No mocks: tests talk to the same Redis the sidecar uses in
 // production, so persistence, consumer groups and failures behave as they really do.
 //
 // All functions take the calling test's testing.TB and report failures with t.Fatal, so
@@ -13,6 +14,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -48,6 +50,15 @@ type Options struct {
 	// Args are extra redis-server arguments (e.g. "--maxmemory", "10mb"). They come
 	// last, so they override the defaults set by Start.
 	Args []string
+	// TLS makes the server accept only TLS connections on its port (--port 0
+	// --tls-port), with a CA and a server certificate made by NewTLSFiles for this
+	// server (see Server.TLSFiles). URL is then rediss:// and Client speaks TLS,
+	// presenting the client certificate.
+	TLS bool
+	// TLSAuthClients is redis-server's --tls-auth-clients, with TLS only: "yes"
+	// requires a client certificate signed by the CA, "optional" checks one when
+	// given, "no" asks for none. "" means "no" (redis-server's own default is yes).
+	TLSAuthClients string
 }
 
 // Server is one redis-server process owned by a test.
@@ -57,6 +68,10 @@ type Server struct {
 	port int
 	opts Options
 	log  *syncBuffer // the server's stdout and stderr, across restarts
+	// tlsFiles and tlsConf are set with Options.TLS; tlsConf is the client side
+	// (the CA, the client certificate), used by Client and the readiness check.
+	tlsFiles TLSFiles
+	tlsConf  *tls.Config
 
 	mu   sync.Mutex // guards proc
 	proc *process   // nil once killed
@@ -70,8 +85,8 @@ type process struct {
 }
 
 // Start runs redis-server on a free 127.0.0.1 port with its dir in t.TempDir(), waits
-// until PING answers (at most 10 s, else t.Fatal with the server's log) and stops it in
-// t.Cleanup. At most one Options value is used. If the server's log is non-empty when
+// until PING answers (over TLS with Options.TLS; at most 10 s, else t.Fatal with the
+// server's log) and stops it in t.Cleanup. At most one Options value is used. If the server's log is non-empty when
 // the test fails, it is written to t.Log.
 func Start(t testing.TB, opts ...Options) *Server {
 	t.Helper()
@@ -85,6 +100,18 @@ func Start(t testing.TB, opts ...Options) *Server {
 	s := &Server{bin: bin, dir: t.TempDir(), log: &syncBuffer{}}
 	if len(opts) == 1 {
 		s.opts = opts[0]
+	}
+	switch a := s.opts.TLSAuthClients; {
+	case a != "" && !s.opts.TLS:
+		t.Fatalf("redistest.Start: TLSAuthClients %q needs TLS", a)
+	case a != "" && a != "yes" && a != "no" && a != "optional":
+		t.Fatalf("redistest.Start: TLSAuthClients is %q, want yes, no or optional", a)
+	}
+	if s.opts.TLS {
+		s.tlsFiles = NewTLSFiles(t)
+		if s.tlsConf, err = s.tlsFiles.Config(); err != nil {
+			t.Fatalf("redistest.Start: %v", err)
+		}
 	}
 	t.Cleanup(func() {
 		s.stop()
@@ -114,16 +141,31 @@ func (s *Server) Addr() string {
 	return net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port))
 }
 
-// URL returns a redis:// URL for database 0, as passed to --redis-url.
+// URL returns a redis:// URL for database 0 (rediss:// with Options.TLS), as passed to
+// --redis-url.
 func (s *Server) URL() string {
+	if s.tlsConf != nil {
+		return "rediss://" + s.Addr() + "/0"
+	}
 	return "redis://" + s.Addr() + "/0"
 }
 
-// Client returns a go-redis client for the server, closed when t ends. It survives
-// Kill and Restart: commands fail while the server is down and work again after.
+// TLSFiles returns the certificate files of a server started with Options.TLS (the
+// zero value otherwise): redis-server uses the CA and the server certificate; the
+// client certificate is for --redis-cert and --redis-key.
+func (s *Server) TLSFiles() TLSFiles { return s.tlsFiles }
+
+// Client returns a go-redis client for the server, as the default user, closed when t
+// ends; with Options.TLS it trusts the CA and presents the client certificate. It
+// survives Kill and Restart: commands fail while the server is down and work again
+// after.
 func (s *Server) Client(t testing.TB) *redis.Client {
 	t.Helper()
-	c := redis.NewClient(&redis.Options{Addr: s.Addr()})
+	o := &redis.Options{Addr: s.Addr()}
+	if s.tlsConf != nil {
+		o.TLSConfig = s.tlsConf.Clone()
+	}
+	c := redis.NewClient(o)
 	t.Cleanup(func() { _ = c.Close() })
 	return c
 }
@@ -157,13 +199,29 @@ var errAddrInUse = errors.New("address already in use")
 // start runs redis-server on s.port and waits for PING. It returns errAddrInUse when
 // the port is taken, so Start can retry on another.
 func (s *Server) start() error {
+	plainPort := strconv.Itoa(s.port)
+	if s.tlsConf != nil {
+		plainPort = "0" // TLS only: no plain TCP port
+	}
 	args := []string{
 		"--bind", "127.0.0.1",
-		"--port", strconv.Itoa(s.port),
+		"--port", plainPort,
 		"--dir", s.dir,
 		"--daemonize", "no",
 		"--save", "",
 		"--logfile", "",
+	}
+	if s.tlsConf != nil {
+		auth := s.opts.TLSAuthClients
+		if auth == "" {
+			auth = "no"
+		}
+		args = append(args,
+			"--tls-port", strconv.Itoa(s.port),
+			"--tls-cert-file", s.tlsFiles.ServerCert,
+			"--tls-key-file", s.tlsFiles.ServerKey,
+			"--tls-ca-cert-file", s.tlsFiles.CA,
+			"--tls-auth-clients", auth)
 	}
 	if s.opts.AppendOnly {
 		args = append(args, "--appendonly", "yes", "--appendfsync", "always")
@@ -191,7 +249,7 @@ func (s *Server) start() error {
 	s.proc = p
 	s.mu.Unlock()
 
-	if err := waitPing(s.Addr(), p.done, readyTimeout); err != nil {
+	if err := waitPing(s.Addr(), s.tlsConf, p.done, readyTimeout); err != nil {
 		_ = s.stop()
 		if strings.Contains(s.log.String()[logStart:], "Address already in use") {
 			return fmt.Errorf("port %d: %w", s.port, errAddrInUse)
@@ -226,9 +284,10 @@ func (s *Server) stop() error {
 	}
 }
 
-// waitPing polls addr with a raw PING until it answers +PONG (a server still loading
-// its AOF answers -LOADING), the process exits, or timeout passes.
-func waitPing(addr string, exited <-chan struct{}, timeout time.Duration) error {
+// waitPing polls addr with a raw PING (over TLS when conf is not nil) until it answers
+// +PONG (a server still loading its AOF answers -LOADING), the process exits, or
+// timeout passes.
+func waitPing(addr string, conf *tls.Config, exited <-chan struct{}, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	var last error
@@ -238,7 +297,7 @@ func waitPing(addr string, exited <-chan struct{}, timeout time.Duration) error 
 			return fmt.Errorf("redis-server on %s exited before answering PING", addr)
 		default:
 		}
-		if last = ping(ctx, addr); last == nil {
+		if last = ping(ctx, addr, conf); last == nil {
 			return nil
 		}
 		select {
@@ -251,11 +310,18 @@ func waitPing(addr string, exited <-chan struct{}, timeout time.Duration) error 
 	}
 }
 
-func ping(ctx context.Context, addr string) error {
-	var d net.Dialer
+func ping(ctx context.Context, addr string, conf *tls.Config) error {
 	dctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
-	conn, err := d.DialContext(dctx, "tcp", addr)
+	var conn net.Conn
+	var err error
+	if conf != nil {
+		d := tls.Dialer{Config: conf}
+		conn, err = d.DialContext(dctx, "tcp", addr) // returns after the handshake
+	} else {
+		var d net.Dialer
+		conn, err = d.DialContext(dctx, "tcp", addr)
+	}
 	if err != nil {
 		return err
 	}
