@@ -16,6 +16,7 @@ import (
 
 	"github.com/hyvve/sidecar/internal/config"
 	"github.com/hyvve/sidecar/internal/daemon"
+	"github.com/hyvve/sidecar/internal/redisstore"
 	"github.com/hyvve/sidecar/internal/tracing"
 )
 
@@ -51,6 +52,7 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		return 2
 	}
 	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	redisstore.RouteLibraryLog(log)
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
