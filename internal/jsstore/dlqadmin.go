@@ -19,11 +19,8 @@ import (
 // The admin API on dead letters (SPEC §7). A dead letter's id is its
 // sequence in the dead-letter stream, in decimal.
 
-// Bounds of one ListDeadLetters call (the same as redisstore's).
+// Bounds of one ListDeadLetters call (the page sizes are relay's).
 const (
-	DefaultDLQLimit = 50  // items per page when the query names none
-	MaxDLQLimit     = 500 // most items per page
-
 	// maxDLQScan is the most sequences one call reads (GetMsg), matching
 	// the filters or not, deleted or not.
 	maxDLQScan = 512
@@ -76,9 +73,9 @@ func (s *Store) ListDeadLetters(ctx context.Context, q relay.DLQQuery) (relay.DL
 	}
 	limit := q.Limit
 	if limit <= 0 {
-		limit = DefaultDLQLimit
+		limit = relay.DefaultDLQLimit
 	}
-	limit = min(limit, MaxDLQLimit)
+	limit = min(limit, relay.MaxDLQLimit)
 	if err := s.waitReady(ctx); err != nil {
 		return relay.DLQPage{}, err
 	}

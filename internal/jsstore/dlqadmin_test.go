@@ -205,7 +205,7 @@ func TestListDeadLetters_skips_deleted_and_bounds_one_call(t *testing.T) {
 	if !slices.Equal(got, []string{newest, oldest}) || pages != 2 {
 		t.Errorf("got %v in %d pages, want [%s %s] in 2", got, pages, newest, oldest)
 	}
-	all, _ := admListAll(t, s, relay.DLQQuery{Limit: MaxDLQLimit})
+	all, _ := admListAll(t, s, relay.DLQQuery{Limit: relay.MaxDLQLimit})
 	if len(all) != maxDLQScan+52 || all[0] != newest || all[len(all)-1] != oldest || slices.Contains(all, deleted) {
 		t.Errorf("every tenant: got %d (first %s, last %s), want %d from %s to %s without %s",
 			len(all), all[0], all[len(all)-1], maxDLQScan+52, newest, oldest, deleted)

@@ -26,23 +26,10 @@ import (
 // reads its range with an ordered consumer on P_events that starts at the
 // range's start time, and re-publishes what matches to the same subjects.
 
-// Bounds and timings of replay jobs (the same as redisstore's).
+// Timings and page sizes of this store's replay jobs (the shared bounds are
+// in relay).
 const (
-	// DefaultMaxRunningReplays is how many jobs one sidecar runs at once.
-	DefaultMaxRunningReplays = 2
-	// DefaultReplayListLimit and MaxReplayListLimit bound ListReplays.
-	DefaultReplayListLimit = 20
-	MaxReplayListLimit     = 100
-
-	// ReplayStaleAfter is how old a running job's heartbeat may get before a
-	// reader declares its sidecar dead and the job failed.
-	ReplayStaleAfter = 15 * time.Second
-	// StaleReplayError and ShutdownReplayError are the errors recorded for a
-	// job whose sidecar died, or stopped while running it.
-	StaleReplayError    = "the sidecar running it stopped"
-	ShutdownReplayError = "sidecar shutting down"
-
-	replayHeartbeat   = time.Second      // ≤ 2 s, well under ReplayStaleAfter
+	replayHeartbeat   = time.Second      // ≤ 2 s, well under relay.ReplayStaleAfter
 	replayProgressLog = 10 * time.Second // how often a running job logs its counters
 
 	// A batch is re-published (asynchronously, then awaited) once it holds
@@ -104,7 +91,7 @@ func NewReplayer(s *Store, o ReplayOptions) (*Replayer, error) {
 		return nil, errors.New("jsstore: a replayer needs an owner name")
 	}
 	if o.MaxRunning <= 0 {
-		o.MaxRunning = DefaultMaxRunningReplays
+		o.MaxRunning = relay.DefaultMaxRunningReplays
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -184,14 +171,14 @@ func (r *Replayer) run(ctx context.Context, job relay.ReplayJob, rev uint64) {
 		"duration", time.Since(start).Round(time.Millisecond).String()}
 	if lost.Load() {
 		log.Error("replay abandoned: its record was declared failed while it ran (heartbeat late by over "+
-			ReplayStaleAfter.String()+")", attrs...)
+			relay.ReplayStaleAfter.String()+")", attrs...)
 		return
 	}
 	status, msg := relay.ReplayDone, ""
 	if err != nil {
 		status, msg = relay.ReplayFailed, err.Error()
 		if ctx.Err() != nil {
-			msg = ShutdownReplayError
+			msg = relay.ShutdownReplayError
 		}
 	}
 	// The final write must happen even when the job was cancelled by shutdown.
@@ -201,7 +188,7 @@ func (r *Replayer) run(ctx context.Context, job relay.ReplayJob, rev uint64) {
 	switch {
 	case serr != nil:
 		log.Error("recording the end of a replay failed; readers will show it failed once its heartbeat is "+
-			ReplayStaleAfter.String()+" old", append(attrs, "status", status, "error", serr)...)
+			relay.ReplayStaleAfter.String()+" old", append(attrs, "status", status, "error", serr)...)
 	case !ok:
 		log.Error("replay record was gone or taken over when the job ended", append(attrs, "status", status)...)
 	case status == relay.ReplayDone:
@@ -435,7 +422,7 @@ func replayErrorText(msg string) string {
 
 // GetReplay returns one job; relay.ErrNotFound when there is none (or its
 // record expired), an *event.Error (field "id") for an id that cannot be a
-// job's. A running job whose heartbeat is older than ReplayStaleAfter is
+// job's. A running job whose heartbeat is older than relay.ReplayStaleAfter is
 // returned, and recorded, as failed.
 func (r *Replayer) GetReplay(ctx context.Context, id string) (relay.ReplayJob, error) {
 	if !validJobID(id) {
@@ -449,7 +436,7 @@ func (r *Replayer) GetReplay(ctx context.Context, id string) (relay.ReplayJob, e
 }
 
 // readReplay reads a job record; a running one whose heartbeat is older
-// than ReplayStaleAfter is first written as failed (StaleReplayError), so a
+// than relay.ReplayStaleAfter is first written as failed (relay.StaleReplayError), so a
 // job whose sidecar died never shows "running" forever. That write is
 // conditional on the revision read: when the job's heartbeat got there
 // first, the record is read again. A failed write still reports the job
@@ -469,10 +456,10 @@ func (s *Store) readReplay(ctx context.Context, id string) (relay.ReplayJob, err
 		}
 		rec.ID = id
 		now := time.Now()
-		if rec.Status != relay.ReplayRunning || now.Sub(rec.UpdatedAt) <= ReplayStaleAfter {
+		if rec.Status != relay.ReplayRunning || now.Sub(rec.UpdatedAt) <= relay.ReplayStaleAfter {
 			return rec.job(), nil
 		}
-		rec.Status, rec.Error, rec.FinishedAt = relay.ReplayFailed, StaleReplayError, replayMs(now)
+		rec.Status, rec.Error, rec.FinishedAt = relay.ReplayFailed, relay.StaleReplayError, replayMs(now)
 		_, err = s.replays.Update(ctx, id, replayJSON(rec), e.Revision())
 		if err == nil || !errors.Is(err, jetstream.ErrKeyRevisionMismatch) || attempt == 2 {
 			return rec.job(), nil
@@ -481,15 +468,15 @@ func (s *Store) readReplay(ctx context.Context, id string) (relay.ReplayJob, err
 }
 
 // ListReplays returns the most recent jobs, newest first: limit of them
-// (DefaultReplayListLimit when ≤ 0, at most MaxReplayListLimit). Stale
+// (relay.DefaultReplayListLimit when ≤ 0, at most relay.MaxReplayListLimit). Stale
 // running jobs are reported failed as by GetReplay; records that are not a
 // job's are left out. Job ids are UUIDv7, so their order is their start
 // order (to the millisecond).
 func (r *Replayer) ListReplays(ctx context.Context, limit int) ([]relay.ReplayJob, error) {
 	if limit <= 0 {
-		limit = DefaultReplayListLimit
+		limit = relay.DefaultReplayListLimit
 	}
-	limit = min(limit, MaxReplayListLimit)
+	limit = min(limit, relay.MaxReplayListLimit)
 	if err := r.s.waitReady(ctx); err != nil {
 		return nil, err
 	}

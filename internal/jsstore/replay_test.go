@@ -488,9 +488,9 @@ func TestReplay_shutdown_marks_a_running_job_failed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.Status != relay.ReplayFailed || got.Error != ShutdownReplayError || got.FinishedAt.IsZero() || got.Republished >= 3000 {
+	if got.Status != relay.ReplayFailed || got.Error != relay.ShutdownReplayError || got.FinishedAt.IsZero() || got.Republished >= 3000 {
 		t.Errorf("job after shutdown: got status %q error %q finished %v republished %d; want failed, %q, a time, < 3000",
-			got.Status, got.Error, got.FinishedAt, got.Republished, ShutdownReplayError)
+			got.Status, got.Error, got.FinishedAt, got.Republished, relay.ShutdownReplayError)
 	}
 	_, err = env.r.StartReplay(context.Background(), relay.ReplayRequest{Tenant: "acme", From: time.UnixMilli(0), To: time.Now()})
 	if !errors.Is(err, relay.ErrUnavailable) {
@@ -509,7 +509,7 @@ func TestReplay_a_job_declared_dead_by_a_reader_stops_and_keeps_that_record(t *t
 	}
 	// What a reader writes when the heartbeat is late.
 	rec, _ := replayTestRecord(t, env.s, job.ID)
-	rec.Status, rec.Error = relay.ReplayFailed, StaleReplayError
+	rec.Status, rec.Error = relay.ReplayFailed, relay.StaleReplayError
 	replayTestPut(t, env.s, rec)
 
 	deadline := time.Now().Add(10 * time.Second)
@@ -527,8 +527,8 @@ func TestReplay_a_job_declared_dead_by_a_reader_stops_and_keeps_that_record(t *t
 		t.Errorf("stream length: got %d, want < 40000 (the job stopped instead of replaying everything)", n)
 	}
 	got, _ := replayTestRecord(t, env.s, job.ID)
-	if got.Status != relay.ReplayFailed || got.Error != StaleReplayError {
-		t.Errorf("record: got status %q error %q, want failed, %q (not overwritten by the job)", got.Status, got.Error, StaleReplayError)
+	if got.Status != relay.ReplayFailed || got.Error != relay.StaleReplayError {
+		t.Errorf("record: got status %q error %q, want failed, %q (not overwritten by the job)", got.Status, got.Error, relay.StaleReplayError)
 	}
 }
 
@@ -548,16 +548,16 @@ func TestGetReplay_reports_a_running_job_with_a_stale_heartbeat_as_failed(t *tes
 		t.Fatal(err)
 	}
 	rec, _ := replayTestRecord(t, env.s, stale.ID)
-	rec.UpdatedAt = time.Now().Add(-ReplayStaleAfter - 2*time.Second)
+	rec.UpdatedAt = time.Now().Add(-relay.ReplayStaleAfter - 2*time.Second)
 	replayTestPut(t, env.s, rec)
 
 	got, err := env.r.GetReplay(ctx, stale.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.Status != relay.ReplayFailed || got.Error != StaleReplayError || got.FinishedAt.IsZero() || got.Owner != "dead-sidecar" {
+	if got.Status != relay.ReplayFailed || got.Error != relay.StaleReplayError || got.FinishedAt.IsZero() || got.Owner != "dead-sidecar" {
 		t.Errorf("stale job: got status %q error %q finished %v owner %q; want failed, %q, a time, dead-sidecar",
-			got.Status, got.Error, got.FinishedAt, got.Owner, StaleReplayError)
+			got.Status, got.Error, got.FinishedAt, got.Owner, relay.StaleReplayError)
 	}
 	if stored, _ := replayTestRecord(t, env.s, stale.ID); stored.Status != relay.ReplayFailed {
 		t.Errorf("stored status: got %q, want failed (written, not only reported)", stored.Status)

@@ -32,7 +32,6 @@ type DeadLetters interface {
 
 const (
 	adminPrefix  = "/v1/admin/"
-	maxDLQLimit  = 500 // most dead letters per page
 	adminTimeout = 10 * time.Second
 )
 
@@ -150,9 +149,9 @@ func dlqQuery(ctx *fasthttp.RequestCtx) (relay.DLQQuery, error) {
 	}
 	if l := args.Peek("limit"); len(l) > 0 {
 		n, err := strconv.Atoi(string(l))
-		if err != nil || n < 1 || n > maxDLQLimit {
+		if err != nil || n < 1 || n > relay.MaxDLQLimit {
 			return q, &apiError{Status: fasthttp.StatusBadRequest, Code: event.CodeInvalidField, Field: "limit",
-				Message: fmt.Sprintf("limit %.16q must be an integer from 1 to %d", l, maxDLQLimit)}
+				Message: fmt.Sprintf("limit %.16q must be an integer from 1 to %d", l, relay.MaxDLQLimit)}
 		}
 		q.Limit = n
 	}

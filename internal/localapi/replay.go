@@ -32,8 +32,7 @@ type Replays interface {
 }
 
 const (
-	maxReplayBody      = 64 << 10 // bytes of a POST /v1/admin/replays body
-	maxReplayListLimit = 100      // most jobs per listing
+	maxReplayBody = 64 << 10 // bytes of a POST /v1/admin/replays body
 )
 
 // handleReplays routes the replay endpoints; rest is the path after
@@ -223,9 +222,9 @@ func replayListLimit(ctx *fasthttp.RequestCtx) (int, error) {
 		return 0, nil
 	}
 	n, err := strconv.Atoi(string(l[0]))
-	if len(l) > 1 || err != nil || n < 1 || n > maxReplayListLimit {
+	if len(l) > 1 || err != nil || n < 1 || n > relay.MaxReplayListLimit {
 		return 0, &apiError{Status: fasthttp.StatusBadRequest, Code: event.CodeInvalidField, Field: "limit",
-			Message: fmt.Sprintf("limit must be one integer from 1 to %d", maxReplayListLimit)}
+			Message: fmt.Sprintf("limit must be one integer from 1 to %d", relay.MaxReplayListLimit)}
 	}
 	return n, nil
 }

@@ -102,7 +102,7 @@ func (s *Server) allowedReplays(ctx context.Context, limit int) ([]relay.ReplayJ
 	if limit == 0 {
 		limit = defaultReplayListLimit
 	}
-	jobs, err := s.o.Replays.ListReplays(ctx, maxReplayListLimit)
+	jobs, err := s.o.Replays.ListReplays(ctx, relay.MaxReplayListLimit)
 	if err != nil {
 		return nil, err
 	}

@@ -151,8 +151,8 @@ func TestTenants_replay_jobs_of_other_tenants_are_hidden(t *testing.T) {
 	if want := []string{"r-2", "r-4"}; !reflect.DeepEqual(ids, want) {
 		t.Errorf("listing with limit 2: got jobs %v, want %v (the allowed tenants' newest)", ids, want)
 	}
-	if calls := rp.lastCalls(); calls[len(calls)-1] != fmt.Sprintf("list %d", maxReplayListLimit) {
-		t.Errorf("store calls %v: want the listing asked for a full page (%d) before filtering", calls, maxReplayListLimit)
+	if calls := rp.lastCalls(); calls[len(calls)-1] != fmt.Sprintf("list %d", relay.MaxReplayListLimit) {
+		t.Errorf("store calls %v: want the listing asked for a full page (%d) before filtering", calls, relay.MaxReplayListLimit)
 	}
 }
 

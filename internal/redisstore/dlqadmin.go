@@ -17,11 +17,8 @@ import (
 	"github.com/hyvve/sidecar/internal/subscription"
 )
 
-// Bounds of one ListDeadLetters call.
+// Bounds of one ListDeadLetters call (the page sizes are relay's).
 const (
-	DefaultDLQLimit = 50  // items per page when the query names none
-	MaxDLQLimit     = 500 // most items per page
-
 	// maxDLQScan is the most dead-letter entries one call reads, matching
 	// the type filter or not; maxDLQTenants the most tenant DLQs it probes
 	// (XLEN, pipelined probeBatch at a time) when listing every tenant.
@@ -68,9 +65,9 @@ func (s *Store) ListDeadLetters(ctx context.Context, q relay.DLQQuery) (relay.DL
 	}
 	l := &lister{s: s, pattern: q.Type, limit: q.Limit}
 	if l.limit <= 0 {
-		l.limit = DefaultDLQLimit
+		l.limit = relay.DefaultDLQLimit
 	}
-	l.limit = min(l.limit, MaxDLQLimit)
+	l.limit = min(l.limit, relay.MaxDLQLimit)
 
 	if q.Tenant != "" {
 		end := "+"

@@ -25,23 +25,10 @@ import (
 //	<prefix>:replays      sorted set: job id by start time (ms), trimmed to
 //	                      --retention when a job starts
 
-// Bounds and timings of replay jobs.
+// Timings and page sizes of this store's replay jobs (the shared bounds are
+// in relay).
 const (
-	// DefaultMaxRunningReplays is how many jobs one sidecar runs at once.
-	DefaultMaxRunningReplays = 2
-	// DefaultReplayListLimit and MaxReplayListLimit bound ListReplays.
-	DefaultReplayListLimit = 20
-	MaxReplayListLimit     = 100
-
-	// ReplayStaleAfter is how old a running job's heartbeat may get before a
-	// reader declares its sidecar dead and the job failed.
-	ReplayStaleAfter = 15 * time.Second
-	// StaleReplayError and ShutdownReplayError are the errors recorded for a
-	// job whose sidecar died, or stopped while running it.
-	StaleReplayError    = "the sidecar running it stopped"
-	ShutdownReplayError = "sidecar shutting down"
-
-	replayHeartbeat   = time.Second      // ≤ 2 s, well under ReplayStaleAfter
+	replayHeartbeat   = time.Second      // ≤ 2 s, well under relay.ReplayStaleAfter
 	replayProgressLog = 10 * time.Second // how often a running job logs its counters
 
 	// A page is one XRANGE: at most replayPageMax entries, sized so that it
@@ -92,7 +79,7 @@ func NewReplayer(s *Store, o ReplayOptions) (*Replayer, error) {
 		return nil, errors.New("redisstore: a replayer needs an owner name")
 	}
 	if o.MaxRunning <= 0 {
-		o.MaxRunning = DefaultMaxRunningReplays
+		o.MaxRunning = relay.DefaultMaxRunningReplays
 	}
 	if o.PageSize <= 0 || o.PageSize > replayPageMax {
 		o.PageSize = replayPageMax
@@ -168,14 +155,14 @@ func (r *Replayer) run(ctx context.Context, job relay.ReplayJob) {
 		"duration", time.Since(start).Round(time.Millisecond).String()}
 	if lost.Load() {
 		log.Error("replay abandoned: its record was declared failed while it ran (heartbeat late by over "+
-			ReplayStaleAfter.String()+")", attrs...)
+			relay.ReplayStaleAfter.String()+")", attrs...)
 		return
 	}
 	status, msg := relay.ReplayDone, ""
 	if err != nil {
 		status, msg = relay.ReplayFailed, err.Error()
 		if ctx.Err() != nil {
-			msg = ShutdownReplayError
+			msg = relay.ShutdownReplayError
 		}
 	}
 	// The final write must happen even when the job was cancelled by shutdown.
@@ -185,7 +172,7 @@ func (r *Replayer) run(ctx context.Context, job relay.ReplayJob) {
 	switch {
 	case serr != nil:
 		log.Error("recording the end of a replay failed; readers will show it failed once its heartbeat is "+
-			ReplayStaleAfter.String()+" old", append(attrs, "status", status, "error", serr)...)
+			relay.ReplayStaleAfter.String()+" old", append(attrs, "status", status, "error", serr)...)
 	case !ok:
 		log.Error("replay record was gone or taken over when the job ended", append(attrs, "status", status)...)
 	case status == relay.ReplayDone:
@@ -370,7 +357,7 @@ return redis.call('HGETALL', KEYS[1])
 
 // GetReplay returns one job; relay.ErrNotFound when there is none (or its
 // record expired), an *event.Error (field "id") for an id that cannot be a
-// job's. A running job whose heartbeat is older than ReplayStaleAfter is
+// job's. A running job whose heartbeat is older than relay.ReplayStaleAfter is
 // returned, and recorded, as failed.
 func (r *Replayer) GetReplay(ctx context.Context, id string) (relay.ReplayJob, error) {
 	if !validJobID(id) {
@@ -378,7 +365,7 @@ func (r *Replayer) GetReplay(ctx context.Context, id string) (relay.ReplayJob, e
 			Message: fmt.Sprintf("%.64q is not a replay job id (a UUID such as 0193a6c4-5f1e-7c3a-9b2d-4e8f0a1b2c3d)", id)}
 	}
 	key := r.s.keys.replay(id)
-	v, err := replayReadScript.Run(ctx, r.s.rdb, []string{key}, ReplayStaleAfter.Milliseconds(), StaleReplayError).Slice()
+	v, err := replayReadScript.Run(ctx, r.s.rdb, []string{key}, relay.ReplayStaleAfter.Milliseconds(), relay.StaleReplayError).Slice()
 	if err != nil {
 		return relay.ReplayJob{}, fmt.Errorf("read replay %s: %w", key, classify(err))
 	}
@@ -389,14 +376,14 @@ func (r *Replayer) GetReplay(ctx context.Context, id string) (relay.ReplayJob, e
 }
 
 // ListReplays returns the most recent jobs, newest first: limit of them
-// (DefaultReplayListLimit when ≤ 0, at most MaxReplayListLimit). Stale
+// (relay.DefaultReplayListLimit when ≤ 0, at most relay.MaxReplayListLimit). Stale
 // running jobs are reported failed as by GetReplay; index entries whose
 // record expired are dropped.
 func (r *Replayer) ListReplays(ctx context.Context, limit int) ([]relay.ReplayJob, error) {
 	if limit <= 0 {
-		limit = DefaultReplayListLimit
+		limit = relay.DefaultReplayListLimit
 	}
-	limit = min(limit, MaxReplayListLimit)
+	limit = min(limit, relay.MaxReplayListLimit)
 	index := r.s.keys.replays()
 	ids, err := r.s.rdb.ZRevRange(ctx, index, 0, int64(limit-1)).Result()
 	if err != nil {
@@ -411,7 +398,7 @@ func (r *Replayer) ListReplays(ctx context.Context, limit int) ([]relay.ReplayJo
 	for i, id := range ids {
 		// Eval, not EvalSha: a pipeline cannot fall back when the script
 		// is not cached yet.
-		cmds[i] = replayReadScript.Eval(ctx, pipe, []string{r.s.keys.replay(id)}, ReplayStaleAfter.Milliseconds(), StaleReplayError)
+		cmds[i] = replayReadScript.Eval(ctx, pipe, []string{r.s.keys.replay(id)}, relay.ReplayStaleAfter.Milliseconds(), relay.StaleReplayError)
 	}
 	_ = execPipe(ctx, pipe) // per-command errors are read below
 	var gone []any

@@ -377,9 +377,9 @@ func TestReplay_shutdown_marks_a_running_job_failed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.Status != relay.ReplayFailed || got.Error != ShutdownReplayError || got.FinishedAt.IsZero() || got.Scanned >= 3000 {
+	if got.Status != relay.ReplayFailed || got.Error != relay.ShutdownReplayError || got.FinishedAt.IsZero() || got.Scanned >= 3000 {
 		t.Errorf("job after shutdown: got status %q error %q finished %v scanned %d; want failed, %q, a time, < 3000",
-			got.Status, got.Error, got.FinishedAt, got.Scanned, ShutdownReplayError)
+			got.Status, got.Error, got.FinishedAt, got.Scanned, relay.ShutdownReplayError)
 	}
 	_, err = env.r.StartReplay(context.Background(), relay.ReplayRequest{Tenant: "acme", From: ms(0), To: time.Now()})
 	if !errors.Is(err, relay.ErrUnavailable) {
@@ -397,7 +397,7 @@ func TestReplay_a_job_declared_dead_by_a_reader_stops_and_keeps_that_record(t *t
 	}
 	key := "hyvve:replay:" + job.ID
 	// What a reader writes when the heartbeat is late.
-	if err := env.c.HSet(ctx, key, "status", "failed", "error", StaleReplayError).Err(); err != nil {
+	if err := env.c.HSet(ctx, key, "status", "failed", "error", relay.StaleReplayError).Err(); err != nil {
 		t.Fatal(err)
 	}
 	var prev int64 = -1
@@ -423,8 +423,8 @@ func TestReplay_a_job_declared_dead_by_a_reader_stops_and_keeps_that_record(t *t
 	if err != nil {
 		t.Fatal(err)
 	}
-	if h["status"] != "failed" || h["error"] != StaleReplayError {
-		t.Errorf("record: got status %q error %q, want failed, %q (not overwritten by the job)", h["status"], h["error"], StaleReplayError)
+	if h["status"] != "failed" || h["error"] != relay.StaleReplayError {
+		t.Errorf("record: got status %q error %q, want failed, %q (not overwritten by the job)", h["status"], h["error"], relay.StaleReplayError)
 	}
 }
 
@@ -443,7 +443,7 @@ func TestGetReplay_reports_a_running_job_with_a_stale_heartbeat_as_failed(t *tes
 	if err != nil {
 		t.Fatal(err)
 	}
-	old := time.Now().Add(-ReplayStaleAfter - 2*time.Second).UnixMilli()
+	old := time.Now().Add(-relay.ReplayStaleAfter - 2*time.Second).UnixMilli()
 	if err := env.c.HSet(ctx, "hyvve:replay:"+stale.ID, "updatedAt", old).Err(); err != nil {
 		t.Fatal(err)
 	}
@@ -452,9 +452,9 @@ func TestGetReplay_reports_a_running_job_with_a_stale_heartbeat_as_failed(t *tes
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.Status != relay.ReplayFailed || got.Error != StaleReplayError || got.FinishedAt.IsZero() || got.Owner != "dead-sidecar" {
+	if got.Status != relay.ReplayFailed || got.Error != relay.StaleReplayError || got.FinishedAt.IsZero() || got.Owner != "dead-sidecar" {
 		t.Errorf("stale job: got status %q error %q finished %v owner %q; want failed, %q, a time, dead-sidecar",
-			got.Status, got.Error, got.FinishedAt, got.Owner, StaleReplayError)
+			got.Status, got.Error, got.FinishedAt, got.Owner, relay.StaleReplayError)
 	}
 	if s, _ := env.c.HGet(ctx, "hyvve:replay:"+stale.ID, "status").Result(); s != "failed" {
 		t.Errorf("stored status: got %q, want failed (written, not only reported)", s)

@@ -31,6 +31,12 @@ type DeadLetter struct {
 	FailedAt         time.Time
 }
 
+// Bounds of one dead-letter listing, the same on every store.
+const (
+	DefaultDLQLimit = 50  // items per page when the query names none
+	MaxDLQLimit     = 500 // most items per page
+)
+
 // DLQQuery selects dead letters. Empty Tenant means every tenant; Type is a
 // subscription pattern ("approval.*"); Cursor is the opaque NextCursor of the
 // previous page.

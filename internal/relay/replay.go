@@ -23,6 +23,23 @@ const (
 	ReplayFailed  = "failed"
 )
 
+// Bounds and timings of replay jobs, the same on every store.
+const (
+	// DefaultMaxRunningReplays is how many jobs one sidecar runs at once.
+	DefaultMaxRunningReplays = 2
+	// DefaultReplayListLimit and MaxReplayListLimit bound a job listing.
+	DefaultReplayListLimit = 20
+	MaxReplayListLimit     = 100
+
+	// ReplayStaleAfter is how old a running job's heartbeat may get before a
+	// reader declares its sidecar dead and the job failed.
+	ReplayStaleAfter = 15 * time.Second
+	// StaleReplayError and ShutdownReplayError are the errors recorded for a
+	// job whose sidecar died, or stopped while running it.
+	StaleReplayError    = "the sidecar running it stopped"
+	ShutdownReplayError = "sidecar shutting down"
+)
+
 // Limits of a replay request.
 const (
 	// AllTenants as ReplayRequest.Tenant replays every registered tenant.
