@@ -354,7 +354,11 @@ func (s *Sidecar) waitReady(p *process, timeout time.Duration) error {
 		if ok {
 			return nil
 		}
-		last = err
+		// A request cut by the overall deadline says less than the answer
+		// before it (say, 503 with the reason): keep that one.
+		if ctx.Err() == nil || last.Error() == "no answer yet" {
+			last = err
+		}
 		select {
 		case <-p.done:
 		case <-ctx.Done():
