@@ -376,6 +376,13 @@ func (s *Store) Fetch(ctx context.Context, limit int) ([]*relay.Message, error) 
 // at all while a sweep is in progress), from the streams it names.
 func (s *Store) readNew(ctx context.Context, streams []string, limit int, block time.Duration) ([]*relay.Message, error) {
 	c := s.consumer
+	if len(streams) <= s.opts.DirectRead {
+		// Few streams: block on all of them at once. One round trip per
+		// read; signals would add one (XREAD, then XREADGROUP) and, under
+		// load, queueing with it.
+		c.notifyID = "" // a later switch to signals starts with a sweep
+		return s.readStreams(ctx, streams, limit, block)
+	}
 	if c.sweepPos < 0 && (c.notifyID == "" || time.Since(c.lastSweep) >= sweepInterval(len(streams))) {
 		id, err := s.lastSignal(ctx)
 		if err != nil {
@@ -389,7 +396,7 @@ func (s *Store) readNew(ctx context.Context, streams []string, limit int, block 
 	}
 	if c.sweepPos >= 0 {
 		chunk := streams[c.sweepPos:min(c.sweepPos+readChunk, len(streams))]
-		msgs, err := s.readStreams(ctx, chunk, limit)
+		msgs, err := s.readStreams(ctx, chunk, limit, -1)
 		if err != nil {
 			return nil, err
 		}
@@ -430,7 +437,7 @@ func (s *Store) readDirty(ctx context.Context, limit int) ([]*relay.Message, err
 	for _, st := range chunk {
 		delete(c.isDirty, st)
 	}
-	msgs, err := s.readStreams(ctx, chunk, limit)
+	msgs, err := s.readStreams(ctx, chunk, limit, -1)
 	if err != nil {
 		// Read them again next time.
 		for _, st := range chunk {
@@ -494,7 +501,7 @@ func (s *Store) awaitSignals(ctx context.Context, block time.Duration) error {
 // readStreams reads new entries of the given streams for the group, without
 // blocking, and marks dirty the streams whose read filled its COUNT. A
 // stream whose group is missing gets it again, at the registration time.
-func (s *Store) readStreams(ctx context.Context, streams []string, limit int) ([]*relay.Message, error) {
+func (s *Store) readStreams(ctx context.Context, streams []string, limit int, block time.Duration) ([]*relay.Message, error) {
 	c := s.consumer
 	count := max(1, limit/len(streams))
 	args := make([]string, 0, 2*len(streams))
@@ -507,7 +514,7 @@ func (s *Store) readStreams(ctx context.Context, streams []string, limit int) ([
 		Consumer: s.opts.Consumer,
 		Streams:  args,
 		Count:    int64(count),
-		Block:    -1,
+		Block:    block,
 	}).Result()
 	if errors.Is(err, redis.Nil) {
 		return nil, nil

@@ -133,12 +133,13 @@ func TestFetch_drains_a_backlog_of_due_retries_without_waiting_a_scan_interval_p
 }
 
 // newGroupStore is a Store of group "g" on srv, running, with tenant
-// discovery every 20 ms.
+// discovery every 20 ms, that reads through change signals whatever the
+// number of streams (DirectRead -1), as with many tenants.
 func newGroupStore(t *testing.T, srv *redistest.Server) *Store {
 	t.Helper()
 	pol, _ := retry.NewPolicy([]time.Duration{time.Minute})
 	s, err := New(Options{URL: srv.URL(), Retention: time.Hour, DLQRetention: time.Hour, Group: "g", Consumer: "live",
-		Retry: pol, DiscoveryInterval: 20 * time.Millisecond})
+		Retry: pol, DiscoveryInterval: 20 * time.Millisecond, DirectRead: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -418,5 +419,57 @@ func TestPing_is_not_ready_until_the_group_is_registered(t *testing.T) {
 	}
 	if ok, _ := srv.Client(t).HExists(ctx, "hyvve:groups", "billing").Result(); !ok {
 		t.Errorf("Ping answered ready, but the group billing is not in hyvve:groups")
+	}
+}
+
+// With few streams a reader blocks on all of them at once: an entry another
+// program wrote (no change signal) arrives at once, with no sweep.
+func TestFetch_of_few_streams_blocks_on_them_directly(t *testing.T) {
+	srv := redistest.Start(t)
+	c := srv.Client(t)
+	seedTenants(t, c, 3)
+	pol, _ := retry.NewPolicy([]time.Duration{time.Minute})
+	s, err := New(Options{URL: srv.URL(), Retention: time.Hour, DLQRetention: time.Hour, Group: "g", Consumer: "live",
+		Retry: pol, DiscoveryInterval: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { s.Run(ctx); close(done) }()
+	t.Cleanup(func() { stop(); <-done })
+	waitStreams(t, s, 3)
+	noSweepFor(s, time.Hour)
+
+	got := make(chan []*relay.Message, 1)
+	go func() {
+		for {
+			ms, err := s.Fetch(context.Background(), 16)
+			if err != nil || len(ms) > 0 {
+				got <- ms
+				return
+			}
+		}
+	}()
+	time.Sleep(100 * time.Millisecond) // the reader is blocked in XREADGROUP now
+	start := time.Now()
+	if err := c.XAdd(context.Background(), &redis.XAddArgs{Stream: "hyvve:events:{t0001}",
+		Values: []any{"id", "e1", "type", "a.b", "tenantId", "t0001"}}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case ms := <-got:
+		if len(ms) != 1 || ms[0].Event == nil || ms[0].Event.ID != "e1" {
+			t.Fatalf("got %v, want the entry e1", ms)
+		}
+		if d := time.Since(start); d > 200*time.Millisecond {
+			t.Errorf("the entry took %v, want it at once (the reader blocks on every stream)", d)
+		}
+		if n, _ := c.XLen(context.Background(), "hyvve:notify").Result(); n != 0 {
+			t.Errorf("signals: got %d, want none (nothing published through the store)", n)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the entry written without a signal did not arrive within 5 s")
 	}
 }

@@ -69,6 +69,12 @@ type Options struct {
 	// first event waits.
 	DiscoveryInterval time.Duration
 	Block             time.Duration
+	// DirectRead is the most tenant streams read the simple way: one
+	// XREADGROUP over all of them that blocks until an entry comes (one
+	// round trip per read). Above it, a reader waits on the change signals
+	// of <prefix>:notify and reads only the streams they name. 0 means 100;
+	// -1 always uses the signals.
+	DirectRead int
 
 	// ConsumerExpiry is how long a consumer of the group may stay silent with
 	// nothing pending before it is deleted from the group (default 24 h). A
@@ -172,6 +178,9 @@ func New(o Options) (*Store, error) {
 	}
 	if o.DiscoveryInterval <= 0 {
 		o.DiscoveryInterval = 200 * time.Millisecond
+	}
+	if o.DirectRead == 0 {
+		o.DirectRead = 100
 	}
 	if o.Block <= 0 {
 		o.Block = 250 * time.Millisecond
