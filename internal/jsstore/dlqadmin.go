@@ -47,18 +47,8 @@ const (
 // ("tenantId", "type", "cursor"). It blocks until the store is ready or ctx
 // ends (relay.ErrUnavailable). Safe for concurrent use.
 func (s *Store) ListDeadLetters(ctx context.Context, q relay.DLQQuery) (relay.DLQPage, error) {
-	if q.Tenant == allTenants {
-		q.Tenant = ""
-	}
-	if q.Tenant != "" {
-		if err := event.ValidateTenantID(q.Tenant); err != nil {
-			return relay.DLQPage{}, err
-		}
-	}
-	if q.Type != "" {
-		if err := subscription.ValidatePattern(q.Type); err != nil {
-			return relay.DLQPage{}, &event.Error{Code: event.CodeInvalidField, Field: "type", Message: err.Error()}
-		}
+	if err := q.Normalize(); err != nil {
+		return relay.DLQPage{}, err
 	}
 	cur, err := parseCursor(q.Cursor)
 	if err != nil {
@@ -72,10 +62,6 @@ func (s *Store) ListDeadLetters(ctx context.Context, q relay.DLQQuery) (relay.DL
 		return relay.DLQPage{}, badCursor("it belongs to a listing of another tenant")
 	}
 	limit := q.Limit
-	if limit <= 0 {
-		limit = relay.DefaultDLQLimit
-	}
-	limit = min(limit, relay.MaxDLQLimit)
 	if err := s.waitReady(ctx); err != nil {
 		return relay.DLQPage{}, err
 	}

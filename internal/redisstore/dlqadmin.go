@@ -43,18 +43,8 @@ const (
 // Malformed tenant, type or cursor give an *event.Error naming the field
 // ("tenantId", "type", "cursor"). Safe for concurrent use.
 func (s *Store) ListDeadLetters(ctx context.Context, q relay.DLQQuery) (relay.DLQPage, error) {
-	if q.Tenant == "*" {
-		q.Tenant = ""
-	}
-	if q.Tenant != "" {
-		if err := event.ValidateTenantID(q.Tenant); err != nil {
-			return relay.DLQPage{}, err
-		}
-	}
-	if q.Type != "" {
-		if err := subscription.ValidatePattern(q.Type); err != nil {
-			return relay.DLQPage{}, &event.Error{Code: event.CodeInvalidField, Field: "type", Message: err.Error()}
-		}
+	if err := q.Normalize(); err != nil {
+		return relay.DLQPage{}, err
 	}
 	cur, err := parseCursor(q.Cursor)
 	if err != nil {
@@ -64,10 +54,6 @@ func (s *Store) ListDeadLetters(ctx context.Context, q relay.DLQQuery) (relay.DL
 		return relay.DLQPage{}, badCursor("it belongs to a listing of another tenant")
 	}
 	l := &lister{s: s, pattern: q.Type, limit: q.Limit}
-	if l.limit <= 0 {
-		l.limit = relay.DefaultDLQLimit
-	}
-	l.limit = min(l.limit, relay.MaxDLQLimit)
 
 	if q.Tenant != "" {
 		end := "+"

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/hyvve/sidecar/internal/event"
+	"github.com/hyvve/sidecar/internal/subscription"
 )
 
 // Sentinel errors of the dead-letter queue. Stores wrap them with %w.
@@ -45,6 +46,32 @@ type DLQQuery struct {
 	Type   string
 	Limit  int
 	Cursor string
+}
+
+// Normalize checks q and fills its defaults, the same for every store:
+// Tenant "*" means every tenant (""), a Limit of 0 or less is
+// DefaultDLQLimit and one above MaxDLQLimit is MaxDLQLimit. A malformed
+// tenant or type pattern is an *event.Error naming "tenantId" or "type";
+// the cursor is the store's to check.
+func (q *DLQQuery) Normalize() error {
+	if q.Tenant == AllTenants {
+		q.Tenant = ""
+	}
+	if q.Tenant != "" {
+		if err := event.ValidateTenantID(q.Tenant); err != nil {
+			return err
+		}
+	}
+	if q.Type != "" {
+		if err := subscription.ValidatePattern(q.Type); err != nil {
+			return &event.Error{Code: event.CodeInvalidField, Field: "type", Message: err.Error()}
+		}
+	}
+	if q.Limit <= 0 {
+		q.Limit = DefaultDLQLimit
+	}
+	q.Limit = min(q.Limit, MaxDLQLimit)
+	return nil
 }
 
 // DLQPage is one page of dead letters, newest first. NextCursor is empty on

@@ -47,3 +47,34 @@ func TestRetryEvent_targets_the_failed_group_or_says_why_it_cannot(t *testing.T)
 		})
 	}
 }
+
+func TestDLQQuery_Normalize_fills_defaults_and_names_the_bad_field(t *testing.T) {
+	tests := []struct {
+		name      string
+		q         DLQQuery
+		want      DLQQuery
+		wantField string
+	}{
+		{"defaults", DLQQuery{}, DLQQuery{Limit: DefaultDLQLimit}, ""},
+		{"every tenant", DLQQuery{Tenant: "*", Limit: 7}, DLQQuery{Limit: 7}, ""},
+		{"limit capped", DLQQuery{Tenant: "acme", Type: "a.*", Limit: 10_000}, DLQQuery{Tenant: "acme", Type: "a.*", Limit: MaxDLQLimit}, ""},
+		{"bad tenant", DLQQuery{Tenant: "a:b"}, DLQQuery{}, "tenantId"},
+		{"bad type", DLQQuery{Type: "A..b"}, DLQQuery{}, "type"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			q := tt.q
+			err := q.Normalize()
+			if tt.wantField == "" {
+				if err != nil || q != tt.want {
+					t.Errorf("got %+v, %v; want %+v, nil", q, err, tt.want)
+				}
+				return
+			}
+			var ee *event.Error
+			if !errors.As(err, &ee) || ee.Field != tt.wantField {
+				t.Errorf("got %v, want an *event.Error naming %s", err, tt.wantField)
+			}
+		})
+	}
+}
