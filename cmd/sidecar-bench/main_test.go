@@ -167,3 +167,41 @@ func TestTargets_without_measurements_are_not_met(t *testing.T) {
 		}
 	}
 }
+
+func TestHeadline_CPU_budget_bounds_the_ratio(t *testing.T) {
+	with := func(target string, evps float64, procs map[string]usage) *loadResult {
+		return &loadResult{Target: target, Clients: 32, EventsPerSec: evps, Procs: procs}
+	}
+	rep := &report{
+		Settings: settings{Clients: []int{32}},
+		Publish: []*loadResult{
+			// The no-op server and the load generator: 20 µs each per request.
+			with(tNoopTCP, 40000, map[string]usage{"server": {CPUCores: 0.8}, "harness": {CPUCores: 0.8}}),
+			// The sidecar: 60 µs; Redis 25 µs per event under it.
+			with(tSidecarTCP, 10000, map[string]usage{"server": {CPUCores: 0.6}, "harness": {CPUCores: 0.3}, "redis": {CPUCores: 0.25}}),
+			// Direct go-redis: Redis 20 µs per XADD, the lower of the two.
+			with(tDirect, 20000, map[string]usage{"harness": {CPUCores: 0.6}, "redis": {CPUCores: 0.4}}),
+		},
+	}
+	rep.Headline = headlineOf(rep)
+	want := cost{NoopServer: 20, NoopHarness: 20, Sidecar: 60, SidecarHarness: 30, SidecarRedis: 25, DirectRedis: 20}
+	if got := rep.Headline.CostAt32; got != want {
+		t.Errorf("cost at 32 = %+v, want %+v", got, want)
+	}
+	// (20+20) / (20+20+20): even a sidecar as cheap as the no-op server
+	// leaves Redis's 20 µs to the same cores.
+	if got, want := rep.Headline.BestVsNoopAt32, 0.667; got != want {
+		t.Errorf("best possible vs no-op = %v, want %v", got, want)
+	}
+	got := targetsOf(rep)[0].Got
+	if want := "0.25× (at most 0.67× possible here: Redis spends 20.0 µs per XADD"; !strings.HasPrefix(got, want) {
+		t.Errorf("throughput target got %q, want it to start with %q", got, want)
+	}
+
+	// Without Redis's figures the bound is not claimed.
+	rep.Publish = rep.Publish[:1]
+	rep.Headline = headlineOf(rep)
+	if got := rep.Headline.BestVsNoopAt32; got != 0 {
+		t.Errorf("best possible without Redis measured = %v, want 0", got)
+	}
+}
