@@ -4,13 +4,20 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/sha256"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/hex"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
+	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -431,13 +438,13 @@ func checkSidecarPod(t *testing.T, m manifests, w sidecarWant) (corev1.Container
 var notInConfigMap = []string{"config", "redis-url", "api-token", "admin-token", "app-token"}
 
 // Settings the chart does not offer (its schema refuses them under config):
-// the chart runs the sidecar on Redis (nats-url, embedded-listen), and
-// offers no volume for Redis TLS certificates yet (redis-ca, redis-cert,
-// redis-key: rediss:// with public CAs works without them).
-var notInChart = []string{"nats-url", "embedded-listen", "redis-ca", "redis-cert", "redis-key"}
+// the chart runs the sidecar on Redis (nats-url, embedded-listen).
+var notInChart = []string{"nats-url", "embedded-listen"}
 
-// Settings the chart sets from its own values, not from config.
-var chartManaged = []string{"listen", "socket", "data-dir", "app-url", "group", "source", "tenant", "tenants"}
+// Settings the chart sets from its own values, not from config; redis-ca,
+// redis-cert and redis-key through HYVVE_* variables, from redis.tls.
+var chartManaged = []string{"listen", "socket", "data-dir", "app-url", "group", "source", "tenant", "tenants",
+	"redis-ca", "redis-cert", "redis-key"}
 
 // isConfigKey reports whether k may be a key of the rendered sidecar.yaml.
 func isConfigKey(k string) bool {
@@ -633,6 +640,254 @@ func TestAppChart_adds_the_sidecar_with_the_library_defaults(t *testing.T) {
 	}
 }
 
+// TestRedisTLS_mounts_the_secret_in_the_sidecar_only renders redis.tls and
+// checks the pod: a read-only Secret volume with only the keys in use, mounted
+// in the sidecar container and nowhere else, and HYVVE_REDIS_CA, _CERT, _KEY
+// naming its files (absent when the file is not used).
+func TestRedisTLS_mounts_the_secret_in_the_sidecar_only(t *testing.T) {
+	const dir = "/etc/hyvve-redis-tls"
+	tls := "hyvve-sidecar.redis.tls."
+	cases := []struct {
+		name       string
+		chart      string
+		args       []string
+		deployment string
+		secret     string             // "" = no TLS volume
+		items      []corev1.KeyToPath // the volume's items, in order
+		env        map[string]string  // HYVVE_REDIS_CA, _CERT, _KEY; absent = not set
+		mountPath  string
+	}{
+		{name: "default: no TLS files", chart: "billing", deployment: "rel-billing"},
+		{
+			name: "cert-manager Secret: CA and client certificate", chart: "billing", deployment: "rel-billing",
+			args:   []string{"--set", tls + "secretName=billing-redis-tls"},
+			secret: "billing-redis-tls", mountPath: dir,
+			items: []corev1.KeyToPath{{Key: "ca.crt", Path: "ca.crt"}, {Key: "tls.crt", Path: "tls.crt"}, {Key: "tls.key", Path: "tls.key"}},
+			env: map[string]string{
+				"HYVVE_REDIS_CA": dir + "/ca.crt", "HYVVE_REDIS_CERT": dir + "/tls.crt", "HYVVE_REDIS_KEY": dir + "/tls.key",
+			},
+		},
+		{
+			name: "CA only", chart: "billing", deployment: "rel-billing",
+			args:   []string{"--set", tls + "secretName=redis-ca", "--set", tls + "certKey=", "--set", tls + "keyKey="},
+			secret: "redis-ca", mountPath: dir,
+			items: []corev1.KeyToPath{{Key: "ca.crt", Path: "ca.crt"}},
+			env:   map[string]string{"HYVVE_REDIS_CA": dir + "/ca.crt"},
+		},
+		{
+			name: "client certificate only, own key names and path, native sidecar, templated name", chart: "hyvve-demo", deployment: "rel-approvals",
+			args: []string{
+				"--set", "approvals-sidecar.nativeSidecar=true",
+				"--set-json", `approvals-sidecar.redis.tls.secretName="{{ .Release.Name }}-redis-client"`,
+				"--set", "approvals-sidecar.redis.tls.caKey=",
+				"--set", "approvals-sidecar.redis.tls.certKey=client.pem",
+				"--set", "approvals-sidecar.redis.tls.keyKey=client-key.pem",
+				"--set", "approvals-sidecar.redis.tls.mountPath=/tls",
+			},
+			secret: "rel-redis-client", mountPath: "/tls",
+			items: []corev1.KeyToPath{{Key: "client.pem", Path: "tls.crt"}, {Key: "client-key.pem", Path: "tls.key"}},
+			env:   map[string]string{"HYVVE_REDIS_CERT": "/tls/tls.crt", "HYVVE_REDIS_KEY": "/tls/tls.key"},
+		},
+		{name: "the other sidecar of the chart is untouched", chart: "hyvve-demo", deployment: "rel-policy",
+			args: []string{"--set", "approvals-sidecar.redis.tls.secretName=x"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			m := render(t, tc.chart, tc.args...)
+			d := m.deployments[tc.deployment]
+			if d == nil {
+				t.Fatalf("no Deployment %s; got %v", tc.deployment, keys(m.deployments))
+			}
+			pod := d.Spec.Template.Spec
+			sc := sidecarOf(t, pod)
+
+			for _, name := range []string{"HYVVE_REDIS_CA", "HYVVE_REDIS_CERT", "HYVVE_REDIS_KEY"} {
+				want, wantSet := tc.env[name]
+				switch e := envVar(sc, name); {
+				case e == nil && wantSet:
+					t.Errorf("sidecar env %s: unset, want %q", name, want)
+				case e != nil && !wantSet:
+					t.Errorf("sidecar env %s: got %+v, want unset", name, *e)
+				case e != nil && (e.Value != want || e.ValueFrom != nil):
+					t.Errorf("sidecar env %s: got %q (from %+v), want %q", name, e.Value, e.ValueFrom, want)
+				}
+			}
+
+			vi := slices.IndexFunc(pod.Volumes, func(v corev1.Volume) bool { return v.Name == "hyvve-redis-tls" })
+			if tc.secret == "" {
+				if vi >= 0 {
+					t.Errorf("pod volume hyvve-redis-tls: got %+v, want none", pod.Volumes[vi].VolumeSource)
+				}
+			} else {
+				if vi < 0 {
+					t.Fatalf("pod has no volume hyvve-redis-tls; got %v", pod.Volumes)
+				}
+				sv := pod.Volumes[vi].Secret
+				if sv == nil || sv.SecretName != tc.secret {
+					t.Fatalf("hyvve-redis-tls: got %+v, want Secret %s", pod.Volumes[vi].VolumeSource, tc.secret)
+				}
+				if !slices.Equal(sv.Items, tc.items) {
+					t.Errorf("hyvve-redis-tls items: got %+v, want %+v", sv.Items, tc.items)
+				}
+				if sv.DefaultMode == nil || *sv.DefaultMode != 0o440 {
+					t.Errorf("hyvve-redis-tls defaultMode: got %s, want 0440 (288)", show(sv.DefaultMode))
+				}
+				if isTrue(sv.Optional) {
+					t.Errorf("hyvve-redis-tls: optional, want the pod to wait for the Secret")
+				}
+			}
+
+			// Mounted read-only in the sidecar, in no other container.
+			for _, c := range slices.Concat(pod.InitContainers, pod.Containers) {
+				i := slices.IndexFunc(c.VolumeMounts, func(vm corev1.VolumeMount) bool { return vm.Name == "hyvve-redis-tls" })
+				switch {
+				case c.Name != sc.Name || tc.secret == "":
+					if i >= 0 {
+						t.Errorf("container %s mounts hyvve-redis-tls at %s, want it in the sidecar only", c.Name, c.VolumeMounts[i].MountPath)
+					}
+				case i < 0:
+					t.Errorf("sidecar does not mount hyvve-redis-tls; got %+v", c.VolumeMounts)
+				case c.VolumeMounts[i].MountPath != tc.mountPath || !c.VolumeMounts[i].ReadOnly:
+					t.Errorf("sidecar mounts hyvve-redis-tls at %s read-only %v, want %s read-only", c.VolumeMounts[i].MountPath, c.VolumeMounts[i].ReadOnly, tc.mountPath)
+				}
+			}
+		})
+	}
+}
+
+// TestRedisTLS_refuses_values_that_cannot_work: helm template fails with a
+// message naming the values, instead of a sidecar that exits at start.
+func TestRedisTLS_refuses_values_that_cannot_work(t *testing.T) {
+	tls := "hyvve-sidecar.redis.tls."
+	cases := []struct {
+		name string
+		args []string
+		want []string // all in helm's error
+	}{
+		{"certificate without key", []string{"--set", tls + "keyKey="},
+			[]string{"hyvve-sidecar: redis.tls.certKey", "redis.tls.keyKey", "set both"}},
+		{"key without certificate", []string{"--set", tls + "certKey=", "--set", tls + "caKey="},
+			[]string{"hyvve-sidecar: redis.tls.certKey", "redis.tls.keyKey", "set both"}},
+		{"no key at all", []string{"--set", tls + "caKey=", "--set", tls + "certKey=", "--set", tls + "keyKey="},
+			[]string{"redis.tls.secretName is set", "nothing to mount"}},
+		{"redis.url without TLS", []string{"--set", "hyvve-sidecar.redis.url=redis://redis:6379/0"},
+			[]string{"redis.tls needs a rediss:// URL"}},
+		{"mount path over the socket", []string{"--set", tls + "mountPath=/run/hyvve/tls"},
+			[]string{"redis.tls.mountPath (/run/hyvve/tls) overlaps socket.dir (/run/hyvve)"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			args := append([]string{"template", "rel", filepath.Join(env.charts, "billing"), "--set", tls + "secretName=billing-redis-tls"}, tc.args...)
+			out, err := helm(t.Context(), args...)
+			var exit *exec.ExitError
+			if !errors.As(err, &exit) {
+				t.Fatalf("helm %s: got %v, want it to fail\n%s", strings.Join(tc.args, " "), err, out)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(out, w) {
+					t.Errorf("error does not say %q:\n%s", w, out)
+				}
+			}
+		})
+	}
+}
+
+// TestRedisTLS_rendered_env_and_files_start_the_sidecar writes the files a
+// cert-manager Secret holds under the names the volume's items give them,
+// runs the real sidecar with the rendered config and TLS variables (the
+// mount path mapped to a temp dir) and a rediss:// URL, and checks that it
+// starts with the three files in force: the variable names and the file
+// layout are what the sidecar reads.
+func TestRedisTLS_rendered_env_and_files_start_the_sidecar(t *testing.T) {
+	const mountPath = "/etc/hyvve-redis-tls"
+	m := render(t, "billing", "--set", "hyvve-sidecar.redis.tls.secretName=billing-redis-tls")
+	pod := m.deployments["rel-billing"].Spec.Template.Spec
+	sc := sidecarOf(t, pod)
+	vol := volume(t, pod, "hyvve-redis-tls")
+	if vol.Secret == nil {
+		t.Fatalf("hyvve-redis-tls: got %+v, want a Secret volume", vol.VolumeSource)
+	}
+
+	dir := t.TempDir()
+	secret := certManagerSecret(t) // the Secret's data by key
+	for _, it := range vol.Secret.Items {
+		if err := os.WriteFile(filepath.Join(dir, it.Path), secret[it.Key], 0o440); err != nil {
+			t.Fatal(err)
+		}
+	}
+	environ := []string{"HYVVE_REDIS_URL=rediss://127.0.0.1:1/0"}
+	want := map[string]string{}
+	for _, name := range []string{"HYVVE_REDIS_CA", "HYVVE_REDIS_CERT", "HYVVE_REDIS_KEY"} {
+		v, ok := strings.CutPrefix(envValue(sc, name), mountPath+"/")
+		if !ok {
+			t.Fatalf("sidecar env %s: got %q, want a file under %s", name, envValue(sc, name), mountPath)
+		}
+		environ = append(environ, name+"="+filepath.Join(dir, v))
+		want[strings.ToLower(strings.ReplaceAll(strings.TrimPrefix(name, "HYVVE_"), "_", "-"))] = filepath.Join(dir, v)
+	}
+	effective := startSidecar(t, m.configMaps["rel-hyvve-sidecar"].Data["sidecar.yaml"], environ...)
+	for k, w := range want {
+		if got := fmt.Sprint(effective[k]); got != w {
+			t.Errorf("effective %s: got %q, want %q", k, got, w)
+		}
+	}
+}
+
+// certManagerSecret returns the data of a kubernetes.io/tls Secret as
+// cert-manager writes it: ca.crt (a fresh CA), tls.crt (a client
+// certificate it signed) and tls.key (the certificate's PKCS #8 key).
+func certManagerSecret(t *testing.T) map[string][]byte {
+	t.Helper()
+	newKey := func() *ecdsa.PrivateKey {
+		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k
+	}
+	now := time.Now()
+	caKey, clientKey := newKey(), newKey()
+	ca := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "hyvve test CA"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
+	}
+	caDER, err := x509.CreateCertificate(rand.Reader, ca, ca, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := &x509.Certificate{
+		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "hyvve-sidecar"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}
+	clientDER, err := x509.CreateCertificate(rand.Reader, client, ca, &clientKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(clientKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return map[string][]byte{
+		"ca.crt":  pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}),
+		"tls.crt": pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: clientDER}),
+		"tls.key": pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}),
+	}
+}
+
+// sidecarOf returns the hyvve-sidecar container of the pod, native or not.
+func sidecarOf(t *testing.T, pod corev1.PodSpec) corev1.Container {
+	t.Helper()
+	for _, cs := range [][]corev1.Container{pod.InitContainers, pod.Containers} {
+		if i := slices.IndexFunc(cs, byName("hyvve-sidecar")); i >= 0 {
+			return cs[i]
+		}
+	}
+	t.Fatalf("pod has no hyvve-sidecar container")
+	return corev1.Container{}
+}
+
 // TestSidecar_accepts_every_rendered_config starts the real sidecar with each
 // rendered sidecar.yaml (only the listen address and socket, which name pod
 // paths, are overridden by flags) and checks that it serves /healthz with
@@ -669,9 +924,11 @@ func TestSidecar_accepts_every_rendered_config(t *testing.T) {
 	}
 }
 
-// startSidecar runs the sidecar with the config text, waits for /healthz,
-// stops it with SIGTERM and returns the effective settings it logged.
-func startSidecar(t *testing.T, config string) map[string]any {
+// startSidecar runs the sidecar with the config text and the environment
+// (KEY=value; HYVVE_REDIS_URL=redis://127.0.0.1:1/0 unless it is given),
+// waits for /healthz, stops it with SIGTERM and returns the effective
+// settings it logged.
+func startSidecar(t *testing.T, config string, environ ...string) map[string]any {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "hv") // short: a socket path has at most 108 bytes
 	if err != nil {
@@ -690,14 +947,17 @@ func startSidecar(t *testing.T, config string) map[string]any {
 	l.Close()
 
 	cmd := exec.Command(env.sidecar, "--config", file, "--listen", addr, "--socket", filepath.Join(dir, "s.sock"))
-	var environ []string
+	var base []string
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "HYVVE_") {
-			environ = append(environ, kv)
+			base = append(base, kv)
 		}
 	}
 	// As from the Secret; nothing listens there, so /readyz stays 503.
-	cmd.Env = append(environ, "HYVVE_REDIS_URL=redis://127.0.0.1:1/0")
+	if !slices.ContainsFunc(environ, func(kv string) bool { return strings.HasPrefix(kv, "HYVVE_REDIS_URL=") }) {
+		base = append(base, "HYVVE_REDIS_URL=redis://127.0.0.1:1/0")
+	}
+	cmd.Env = append(base, environ...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	cmd.WaitDelay = time.Second
@@ -794,6 +1054,10 @@ func TestSchema_refuses_bad_values_at_template_time(t *testing.T) {
 		{"misspelt value", "billing", []string{"--set", "hyvve-sidecar.nativeSidcar=true"}, []string{"nativeSidcar"}},
 		{"bad pull policy", "billing", []string{"--set", "hyvve-sidecar.image.pullPolicy=Sometimes"}, []string{"'/image/pullPolicy'"}},
 		{"root user", "billing", []string{"--set", "hyvve-sidecar.securityContext.runAsUser=0"}, []string{"'/securityContext/runAsUser'"}},
+		{"relative redis TLS mount path", "billing", []string{"--set", "hyvve-sidecar.redis.tls.mountPath=etc/tls"}, []string{"'/redis/tls/mountPath'"}},
+		{"redis TLS mounted over the config", "billing", []string{"--set", "hyvve-sidecar.redis.tls.mountPath=/etc/hyvve/tls"}, []string{"'/redis/tls/mountPath'"}},
+		{"redis TLS key name with a slash", "billing", []string{"--set", "hyvve-sidecar.redis.tls.caKey=ca/ca.crt"}, []string{"'/redis/tls/caKey'"}},
+		{"misspelt redis TLS value", "billing", []string{"--set", "hyvve-sidecar.redis.tls.secret=x"}, []string{"secret"}},
 		{"demo redis.enabled not a boolean", "hyvve-demo", []string{"--set-string", "redis.enabled=no"}, []string{"hyvve-demo", "'/redis/enabled'"}},
 		{"demo external redis without a URL", "hyvve-demo", []string{"--set", "redis.enabled=false"}, []string{"'/secret/redisUrl'"}},
 		{"demo negative replicas", "hyvve-demo", []string{"--set", "approvals.replicas=-1"}, []string{"'/approvals/replicas'"}},

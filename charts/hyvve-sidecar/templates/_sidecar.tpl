@@ -135,6 +135,46 @@ seccompProfile:
 {{- end -}}
 
 {{/*
+hyvve-sidecar.redisTLS: the Redis TLS files as JSON (internal): {} without redis.tls.secretName;
+else secret (the Secret's name), mountPath, items (the Secret's keys used, as the fixed file
+names ca.crt, tls.crt, tls.key) and env (HYVVE_REDIS_CA, _CERT, _KEY: the files' paths). Fails,
+naming the values, on settings that cannot work: a certificate without its key or the reverse,
+no key at all, a redis.url that is not rediss://, a mountPath over the socket's directory.
+*/}}
+{{- define "hyvve-sidecar.redisTLS" -}}
+{{- $v := include "hyvve-sidecar.v" . | fromJson -}}
+{{- $key := .key | default "hyvve-sidecar" -}}
+{{- $t := $v.redis.tls | default dict -}}
+{{- if not $t.secretName -}}
+{}
+{{- else -}}
+{{- if ne (empty $t.certKey) (empty $t.keyKey) -}}
+{{- fail (printf "%s: redis.tls.certKey (%q) and redis.tls.keyKey (%q): set both (the client certificate and its private key) or neither" $key ($t.certKey | default "") ($t.keyKey | default "")) -}}
+{{- end -}}
+{{- if and (empty $t.caKey) (empty $t.certKey) -}}
+{{- fail (printf "%s: redis.tls.secretName is set, but redis.tls.caKey, certKey and keyKey are all empty: nothing to mount" $key) -}}
+{{- end -}}
+{{- if and $v.redis.url (not (hasPrefix "rediss://" (tpl $v.redis.url .root))) -}}
+{{- fail (printf "%s: redis.tls needs a rediss:// URL, but redis.url is not rediss://" $key) -}}
+{{- end -}}
+{{- $dir := $t.mountPath -}}
+{{- $sock := trimSuffix "/" $v.socket.dir -}}
+{{- if and $v.socket.enabled (or (eq $dir $sock) (hasPrefix (printf "%s/" $sock) $dir) (hasPrefix (printf "%s/" $dir) $sock)) -}}
+{{- fail (printf "%s: redis.tls.mountPath (%s) overlaps socket.dir (%s): use another directory" $key $dir $sock) -}}
+{{- end -}}
+{{- $items := list -}}
+{{- $env := list -}}
+{{- range $f := list (dict "key" $t.caKey "file" "ca.crt" "env" "HYVVE_REDIS_CA") (dict "key" $t.certKey "file" "tls.crt" "env" "HYVVE_REDIS_CERT") (dict "key" $t.keyKey "file" "tls.key" "env" "HYVVE_REDIS_KEY") -}}
+{{- if $f.key -}}
+{{- $items = append $items (dict "key" $f.key "path" $f.file) -}}
+{{- $env = append $env (dict "name" $f.env "value" (printf "%s/%s" $dir $f.file)) -}}
+{{- end -}}
+{{- end -}}
+{{- dict "secret" (tpl $t.secretName .root) "mountPath" $dir "items" $items "env" $env | toJson -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
 hyvve-sidecar.container: the sidecar container, one list item (internal: use
 hyvve-sidecar.containers and hyvve-sidecar.initContainers, which pick the mode).
 */}}
@@ -143,6 +183,7 @@ hyvve-sidecar.containers and hyvve-sidecar.initContainers, which pick the mode).
 {{- $secret := tpl (required "hyvve-sidecar: secret.name (an existing Secret with the Redis URL and the tokens) is required" $v.secret.name) .root -}}
 {{- $keys := $v.secret.keys -}}
 {{- $sc := $v.securityContext -}}
+{{- $tls := include "hyvve-sidecar.redisTLS" . | fromJson -}}
 - name: {{ $v.containerName }}
   image: {{ include "hyvve-sidecar.image" . | quote }}
   imagePullPolicy: {{ $v.image.pullPolicy }}
@@ -163,6 +204,10 @@ hyvve-sidecar.containers and hyvve-sidecar.initContainers, which pick the mode).
     {{- end }}
     {{- else }}
     {{- include "hyvve-sidecar.secretEnv" (dict "env" "HYVVE_REDIS_URL" "secret" $secret "secretKey" $keys.redisUrl) | nindent 4 }}
+    {{- end }}
+    {{- range $tls.env }}
+    - name: {{ .name }}
+      value: {{ .value | quote }}
     {{- end }}
     {{- include "hyvve-sidecar.secretEnv" (dict "env" "HYVVE_API_TOKEN" "secret" $secret "secretKey" $keys.apiToken "optional" true) | nindent 4 }}
     {{- include "hyvve-sidecar.secretEnv" (dict "env" "HYVVE_ADMIN_TOKEN" "secret" $secret "secretKey" $keys.adminToken "optional" true) | nindent 4 }}
@@ -214,6 +259,11 @@ hyvve-sidecar.containers and hyvve-sidecar.initContainers, which pick the mode).
     - name: hyvve-socket
       mountPath: {{ $v.socket.dir | quote }}
     {{- end }}
+    {{- if $tls.secret }}
+    - name: hyvve-redis-tls
+      mountPath: {{ $tls.mountPath | quote }}
+      readOnly: true
+    {{- end }}
 {{- end -}}
 
 {{/* hyvve-sidecar.containers: the sidecar for the pod's containers list (empty in native mode). */}}
@@ -231,9 +281,13 @@ unless nativeSidecar). Put it first, so later init containers can already publis
 {{- if $v.nativeSidecar }}{{ include "hyvve-sidecar.container" . }}{{ end -}}
 {{- end -}}
 
-{{/* hyvve-sidecar.volumes: the pod's volumes of the sidecar: config, data and the socket's emptyDir. */}}
+{{/*
+hyvve-sidecar.volumes: the pod's volumes of the sidecar: config, data, the socket's emptyDir and,
+with redis.tls.secretName, the Redis TLS files (mounted in the sidecar container only).
+*/}}
 {{- define "hyvve-sidecar.volumes" -}}
 {{- $v := include "hyvve-sidecar.v" . | fromJson -}}
+{{- $tls := include "hyvve-sidecar.redisTLS" . | fromJson -}}
 - name: hyvve-config
   configMap:
     name: {{ include "hyvve-sidecar.fullname" . }}
@@ -245,6 +299,17 @@ unless nativeSidecar). Put it first, so later init containers can already publis
   emptyDir:
     medium: Memory
     sizeLimit: 1Mi
+{{- end }}
+{{- if $tls.secret }}
+- name: hyvve-redis-tls
+  secret:
+    secretName: {{ $tls.secret | quote }}
+    # 0440: the kubelet makes the files root-owned with group fsGroup (podSecurityContext), a
+    # supplementary group of the sidecar's non-root user, so the sidecar reads the key and
+    # nothing else in its container does; the app container never mounts this volume.
+    defaultMode: 288
+    items:
+      {{- toYaml $tls.items | nindent 6 }}
 {{- end }}
 {{- end -}}
 
