@@ -24,14 +24,20 @@ import (
 // Config holds secrets (tokens, the Redis password): its String, GoString
 // and LogValue forms, like Redacted, hide them.
 type Config struct {
-	Listen          string
-	Socket          string
-	RedisURL        string
-	RedisPoolSize   int
-	RedisCluster    bool
-	RedisCA         string // PEM file; "" = the system's roots
-	RedisCert       string // PEM file of the client certificate, with RedisKey
-	RedisKey        string // PEM file of its private key
+	Listen        string
+	Socket        string
+	RedisURL      string
+	RedisPoolSize int
+	RedisCluster  bool
+	RedisCA       string // PEM file; "" = the system's roots
+	RedisCert     string // PEM file of the client certificate, with RedisKey
+	RedisKey      string // PEM file of its private key
+
+	// RedisWaitReplicas > 0 makes a publish wait until that many replicas
+	// have it (WAIT), at most RedisWaitTimeout.
+	RedisWaitReplicas int
+	RedisWaitTimeout  time.Duration
+
 	NATSURL         string
 	DataDir         string
 	EmbeddedListen  string

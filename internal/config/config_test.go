@@ -61,6 +61,8 @@ func TestLoad_without_settings_gives_the_documented_defaults(t *testing.T) {
 		PushFormat:      "native",
 		LogLevel:        slog.LevelInfo,
 		ShutdownTimeout: 30 * time.Second,
+
+		RedisWaitTimeout: time.Second,
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("got  %#v\nwant %#v", *got, *want) // String hides nothing here: no secrets set
@@ -92,6 +94,8 @@ func everySetting(tf redistest.TLSFiles) []settingRow {
 		{"redis-url", "rediss://default:pw@redis.example.com:6380/2", "RedisURL", "rediss://default:pw@redis.example.com:6380/2", nil},
 		{"redis-pool-size", "50", "RedisPoolSize", 50, nil},
 		{"redis-cluster", "true", "RedisCluster", true, map[string]string{"redis-url": "redis://r:7000"}},
+		{"redis-wait-replicas", "2", "RedisWaitReplicas", 2, map[string]string{"redis-url": "redis://r:6379"}},
+		{"redis-wait-timeout", "250ms", "RedisWaitTimeout", 250 * time.Millisecond, nil},
 		{"redis-ca", tf.CA, "RedisCA", tf.CA, map[string]string{"redis-url": tlsURL}},
 		{"redis-cert", tf.ClientCert, "RedisCert", tf.ClientCert, map[string]string{"redis-url": tlsURL, "redis-key": tf.ClientKey}},
 		{"redis-key", tf.ClientKey, "RedisKey", tf.ClientKey, map[string]string{"redis-url": tlsURL, "redis-cert": tf.ClientCert}},
@@ -272,6 +276,16 @@ func TestLoad_rejects_bad_settings_with_one_line_naming_the_flag(t *testing.T) {
 		{"pool size negative", []string{"--redis-pool-size=-1"}, nil,
 			`--redis-pool-size: must be 0 (library default) or more, got -1`},
 		{"pool size not int", []string{"--redis-pool-size=ten"}, nil, `--redis-pool-size: must be an integer, got "ten"`},
+		{"wait replicas negative", []string{"--redis-url=redis://r:6379", "--redis-wait-replicas=-1"}, nil,
+			`--redis-wait-replicas: must be 0 (do not wait) to 64, got -1`},
+		{"wait replicas too many", []string{"--redis-url=redis://r:6379", "--redis-wait-replicas=65"}, nil,
+			`--redis-wait-replicas: must be 0 (do not wait) to 64, got 65`},
+		{"wait replicas without redis", nil, map[string]string{"HYVVE_REDIS_WAIT_REPLICAS": "1"},
+			`--redis-wait-replicas: needs --redis-url (it waits for replicas of the Redis primary)`},
+		{"wait timeout zero", []string{"--redis-wait-timeout=0s"}, nil, `--redis-wait-timeout: must be 1ms to 10s, got 0s`},
+		{"wait timeout under a millisecond", []string{"--redis-wait-timeout=500us"}, nil,
+			`--redis-wait-timeout: must be 1ms to 10s, got 500µs`},
+		{"wait timeout too long", []string{"--redis-wait-timeout=1m"}, nil, `--redis-wait-timeout: must be 1ms to 10s, got 1m0s`},
 		{"cluster not bool", []string{"--redis-cluster=yes"}, nil, `--redis-cluster: must be true, false, 1 or 0, got "yes"`},
 		{"cluster env not bool", nil, map[string]string{"HYVVE_REDIS_CLUSTER": "on"},
 			`--redis-cluster (from HYVVE_REDIS_CLUSTER): must be true, false, 1 or 0, got "on"`},
@@ -777,9 +791,10 @@ func TestLoad_errors_never_show_secrets(t *testing.T) {
 
 // specFlags are the flags SPEC §9 names, plus those later issues added
 // (strict-types and push-format: issue 5; nats-url and embedded-listen: issue 8;
-// redis-ca, redis-cert and redis-key: issue 11).
+// redis-ca, redis-cert and redis-key, redis-wait-replicas and redis-wait-timeout: issue 11).
 var specFlags = []string{
 	"strict-types", "push-format", "nats-url", "embedded-listen", "redis-ca", "redis-cert", "redis-key",
+	"redis-wait-replicas", "redis-wait-timeout",
 	"listen", "socket", "redis-url", "redis-pool-size", "redis-cluster", "data-dir", "app-url", "app-token",
 	"app-timeout", "app-concurrency", "group", "source", "tenant", "tenants", "key-prefix", "retry-schedule",
 	"retention", "dlq-retention", "max-event-bytes", "api-token", "admin-token", "config", "log-level",

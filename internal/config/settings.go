@@ -84,6 +84,15 @@ func allSettings() []setting {
 			},
 			show: func(c *Config) any { return c.RedisCluster },
 		},
+		intSetting("redis-wait-replicas", "N", "0",
+			"Answer a publish 202 only once N replicas of the Redis primary have it (WAIT); when fewer confirm "+
+				"within --redis-wait-timeout the publish answers 503 although the primary has the event "+
+				"(retry with the same Idempotency-Key). 0 answers as soon as the primary has it.",
+			func(c *Config) *int { return &c.RedisWaitReplicas }),
+		durationSetting("redis-wait-timeout", "1s",
+			"How long a publish waits for --redis-wait-replicas replicas (1ms to 10s); it adds up to this "+
+				"to a publish whose replicas are slow or missing.",
+			func(c *Config) *time.Duration { return &c.RedisWaitTimeout }),
 		{
 			name: "redis-ca", kind: kindString, arg: "FILE",
 			defDoc: "the system's root certificates",

@@ -26,6 +26,11 @@ const (
 	maxAppConcurrency = 4096
 	maxRetries        = 20
 	maxSourceLen      = 128 // as event.MaxSourceLen
+	maxWaitReplicas   = 64
+	// WAIT takes whole milliseconds, and 0 would mean forever; a publish
+	// must answer within seconds.
+	minWaitTimeout = time.Millisecond
+	maxWaitTimeout = 10 * time.Second
 )
 
 // Compiled once; a *regexp.Regexp is immutable and safe for concurrent use.
@@ -84,6 +89,9 @@ func (c *Config) checkRedis() error {
 	if c.RedisPoolSize < 0 {
 		return fmt.Errorf("--redis-pool-size: must be 0 (library default) or more, got %d", c.RedisPoolSize)
 	}
+	if err := c.checkRedisWait(); err != nil {
+		return err
+	}
 	if c.NATSURL != "" {
 		if c.RedisURL != "" {
 			return errors.New("--nats-url: set either --redis-url or --nats-url, not both")
@@ -102,6 +110,22 @@ func (c *Config) checkRedis() error {
 		if err := checkHostPort(c.EmbeddedListen); err != nil {
 			return fmt.Errorf("--embedded-listen: %w", err)
 		}
+	}
+	return nil
+}
+
+// checkRedisWait checks --redis-wait-replicas and --redis-wait-timeout.
+// WAIT counts a Redis primary's replicas: the embedded store and NATS have
+// no such setting.
+func (c *Config) checkRedisWait() error {
+	if c.RedisWaitReplicas < 0 || c.RedisWaitReplicas > maxWaitReplicas {
+		return fmt.Errorf("--redis-wait-replicas: must be 0 (do not wait) to %d, got %d", maxWaitReplicas, c.RedisWaitReplicas)
+	}
+	if c.RedisWaitReplicas > 0 && c.RedisURL == "" {
+		return errors.New("--redis-wait-replicas: needs --redis-url (it waits for replicas of the Redis primary)")
+	}
+	if c.RedisWaitTimeout < minWaitTimeout || c.RedisWaitTimeout > maxWaitTimeout {
+		return fmt.Errorf("--redis-wait-timeout: must be %s to %s, got %s", minWaitTimeout, maxWaitTimeout, c.RedisWaitTimeout)
 	}
 	return nil
 }

@@ -9,7 +9,6 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -73,14 +72,13 @@ type Option func(*Daemon)
 // returns. A nil tracer keeps tracing off.
 func WithTracer(t trace.Tracer) Option { return func(d *Daemon) { d.tracer = t } }
 
-// New builds every part and binds the listeners; it connects to nothing yet,
-// so a broker or app that is down makes the sidecar not ready, not fail.
+// New builds every part and binds the listeners. A broker or app that is
+// down makes the sidecar not ready, not fail: the only connection New makes
+// is, with --redis-cluster, one bounded check that the seeds are a cluster
+// (a Redis that answers without cluster support fails New).
 func New(cfg *config.Config, version string, log *slog.Logger, opts ...Option) (*Daemon, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
-	}
-	if cfg.RedisCluster {
-		return nil, errors.New("--redis-cluster: Redis Cluster is not supported yet; use a single Redis or a primary with replicas")
 	}
 	d := &Daemon{cfg: cfg, log: log, metrics: metrics.New()}
 	d.rates = d.metrics.NewRates()
@@ -163,6 +161,9 @@ func New(cfg *config.Config, version string, log *slog.Logger, opts ...Option) (
 		StrictTypes:   cfg.StrictTypes,
 		Metrics:       d.metrics,
 		Logger:        log,
+
+		// A publish that waits for replicas may take --redis-wait-timeout more.
+		PublishTimeout: publishTimeout(cfg),
 	}, localapi.TracedPublisher(d.store, d.tracer))
 	if err != nil {
 		d.closeClients()
@@ -197,9 +198,23 @@ func (d *Daemon) openStore(instance, group, consumer string, policy retry.Policy
 			Group:        group,
 			Consumer:     consumer,
 			Retry:        policy,
+			Cluster:      cfg.RedisCluster,
+			WaitReplicas: cfg.RedisWaitReplicas,
+			WaitTimeout:  cfg.RedisWaitTimeout,
 			Logger:       d.log,
 		})
 		if err != nil {
+			return err
+		}
+		// --redis-cluster against a Redis without cluster support is a
+		// configuration error: stop at start, as for a bad flag. A Redis
+		// that does not answer now is not one (the sidecar is not ready
+		// until it does).
+		ctx, cancel := context.WithTimeout(context.Background(), clusterCheckTimeout)
+		err = rs.CheckCluster(ctx)
+		cancel()
+		if err != nil {
+			rs.Close()
 			return err
 		}
 		rp, err := redisstore.NewReplayer(rs, redisstore.ReplayOptions{Owner: instance, Logger: d.log})
@@ -235,9 +250,26 @@ func (d *Daemon) openStore(instance, group, consumer string, policy retry.Policy
 	return nil
 }
 
+// clusterCheckTimeout bounds the check at start that --redis-cluster names a
+// cluster.
+const clusterCheckTimeout = 3 * time.Second
+
+// defaultPublishTimeout is the local API's bound on a publish; a publish
+// that waits for replicas may take --redis-wait-timeout more.
+const defaultPublishTimeout = 5 * time.Second
+
+func publishTimeout(cfg *config.Config) time.Duration {
+	if cfg.RedisURL != "" && cfg.RedisWaitReplicas > 0 {
+		return defaultPublishTimeout + cfg.RedisWaitTimeout
+	}
+	return defaultPublishTimeout
+}
+
 // storeKind names the store for the start log line.
 func storeKind(cfg *config.Config) string {
 	switch {
+	case cfg.RedisURL != "" && cfg.RedisCluster:
+		return "redis cluster"
 	case cfg.RedisURL != "":
 		return "redis"
 	case cfg.NATSURL != "":

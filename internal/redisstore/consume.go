@@ -1,6 +1,7 @@
 package redisstore
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -240,8 +241,20 @@ func (c *consumer) register(ctx context.Context) (string, error) {
 		return "", fmt.Errorf("%s[%s] = %q is not a time in ms", key, c.s.opts.Group, v)
 	}
 	c.s.log.Info("consumer group registered", "group", c.s.opts.Group, "since", time.UnixMilli(ms).UTC().Format(time.RFC3339Nano))
+	if c.s.cluster != nil {
+		// The registration time comes from one node's clock; the ids of
+		// the streams on other shards from theirs. Starting clockSkew
+		// earlier keeps an event appended just after the registration on a
+		// shard whose clock is behind from being skipped; the price is that
+		// a new group may get the events of its last second before it.
+		ms -= clockSkew.Milliseconds()
+	}
 	return strconv.FormatInt(ms-1, 10) + "-18446744073709551615", nil
 }
+
+// clockSkew is how far the clocks of a cluster's nodes may be apart without
+// a new group skipping events (see register).
+const clockSkew = time.Second
 
 // createGroups creates the group on each stream (and the stream if need be)
 // at start, pipelineChunk commands per round trip. A group that exists
@@ -284,6 +297,10 @@ func (c *consumer) createGroups(ctx context.Context, streams []string, start str
 //     appended after that point is signalled after it, an earlier one is
 //     read by the sweep.
 //
+// On a Redis Cluster the signals are always used (one blocking read cannot
+// span shards), and each read of many streams is one XREADGROUP per hash
+// slot, pipelined (readBySlot).
+//
 // Nothing is ever skipped: XREADGROUP ">" returns every entry not yet
 // delivered to the group, whichever read names the stream. A signal only
 // decides how soon.
@@ -313,8 +330,18 @@ func sweepInterval(streams int) time.Duration {
 // to the scan interval so retries are not delayed; not at all while a scan
 // or a sweep is in progress). COUNT is per stream, so a read may return more
 // than limit across streams: the rest waits in buf (bounded by readChunk
-// times COUNT) and is handed out first by the next calls.
+// times COUNT) and is handed out first by the next calls. On a cluster, an
+// unavailable node makes the client read the slot map again, so the reader
+// finds a promoted replica without waiting for the map's age bound.
 func (s *Store) Fetch(ctx context.Context, limit int) ([]*relay.Message, error) {
+	msgs, err := s.fetch(ctx, limit)
+	if errors.Is(err, relay.ErrUnavailable) {
+		s.reloadSlots(ctx)
+	}
+	return msgs, err
+}
+
+func (s *Store) fetch(ctx context.Context, limit int) ([]*relay.Message, error) {
 	c := s.consumer
 	if c == nil {
 		return nil, errors.New("redisstore: Fetch on a store without a consumer group")
@@ -334,6 +361,12 @@ func (s *Store) Fetch(ctx context.Context, limit int) ([]*relay.Message, error) 
 			c.lastScan = time.Now()
 		}
 		msgs, err := s.reclaim(ctx, streams[c.scanPos:min(c.scanPos+readChunk, len(streams))], limit)
+		if err != nil && len(msgs) > 0 {
+			// Claimed before a later claim failed (a shard down): they are
+			// this consumer's now, so they are handed out by the next calls.
+			c.buf = append(c.buf, msgs...)
+			msgs = nil
+		}
 		c.moreDue = err == nil && len(msgs) == limit
 		if err == nil && !c.moreDue {
 			if c.scanPos += readChunk; c.scanPos >= len(streams) {
@@ -498,12 +531,69 @@ func (s *Store) awaitSignals(ctx context.Context, block time.Duration) error {
 	return nil
 }
 
-// readStreams reads new entries of the given streams for the group, without
-// blocking, and marks dirty the streams whose read filled its COUNT. A
-// stream whose group is missing gets it again, at the registration time.
+// readStreams reads new entries of the given streams for the group (on a
+// single Redis blocking up to block, if not negative; on a cluster never),
+// and marks dirty the streams whose read filled its COUNT. A stream whose
+// group is missing gets it again, at the registration time. When a read
+// failed, what the others returned waits in buf for the next calls.
 func (s *Store) readStreams(ctx context.Context, streams []string, limit int, block time.Duration) ([]*relay.Message, error) {
 	c := s.consumer
 	count := max(1, limit/len(streams))
+	var (
+		res     []redis.XStream
+		missing []string // streams whose group is missing
+		err     error
+	)
+	if s.cluster != nil {
+		res, missing, err = s.readBySlot(ctx, streams, count)
+	} else {
+		res, err = s.readGroup(ctx, streams, count, block)
+		if isNoGroup(err) {
+			missing, err = streams, nil
+		} else if err != nil {
+			err = fmt.Errorf("xreadgroup: %w", classify(err))
+		}
+	}
+	var out []*relay.Message
+	for _, st := range res {
+		if len(st.Messages) >= count {
+			c.markDirty(st.Stream)
+		}
+		tenant := s.keys.tenantOf(st.Stream)
+		for _, m := range st.Messages {
+			ev, derr := event.FromValues(m.Values)
+			out = append(out, &relay.Message{Event: ev, Tenant: tenant, Stream: st.Stream, StreamID: m.ID, Attempt: 1, Err: derr})
+		}
+	}
+	if len(missing) > 0 {
+		// A stream or its group vanished (deleted, or Redis lost its data):
+		// create them again at the registration time, and read these
+		// streams again next time.
+		c.mu.Lock()
+		start := c.start
+		c.mu.Unlock()
+		if cerr := c.createGroups(ctx, missing, start); cerr != nil {
+			err = cmp.Or(err, cerr)
+		} else {
+			for _, st := range missing {
+				c.markDirty(st)
+			}
+			s.log.Warn("consumer group was missing on a stream; recreated", "group", s.opts.Group, "streams", len(missing))
+		}
+	}
+	if err != nil {
+		c.buf = append(c.buf, out...)
+		return nil, err
+	}
+	if len(out) > limit {
+		c.buf = append(c.buf, out[limit:]...)
+		out = out[:limit]
+	}
+	return out, nil
+}
+
+// readGroup is one XREADGROUP of the streams, on a single Redis.
+func (s *Store) readGroup(ctx context.Context, streams []string, count int, block time.Duration) ([]redis.XStream, error) {
 	args := make([]string, 0, 2*len(streams))
 	args = append(args, streams...)
 	for range streams {
@@ -519,41 +609,66 @@ func (s *Store) readStreams(ctx context.Context, streams []string, limit int, bl
 	if errors.Is(err, redis.Nil) {
 		return nil, nil
 	}
-	if err != nil {
-		if isNoGroup(err) {
-			// A stream or its group vanished (deleted, or Redis lost its
-			// data): create them again at the registration time, and read
-			// these streams again next time.
-			c.mu.Lock()
-			start := c.start
-			c.mu.Unlock()
-			if cerr := c.createGroups(ctx, streams, start); cerr != nil {
-				return nil, cerr
+	return res, err
+}
+
+// readBySlot reads the streams on a cluster, without blocking. One
+// XREADGROUP may name only keys of one hash slot (else CROSSSLOT), so the
+// streams are grouped by slot — a tenant's stream has the slot of its
+// {tenant} tag, so most groups hold one stream — and each group is read by
+// its own XREADGROUP, all in one cluster pipeline: each node gets its
+// commands in one round trip, the nodes in parallel. It returns what the
+// reads returned, the streams whose group is missing, and the first other
+// error (the streams of a failed read are marked dirty).
+func (s *Store) readBySlot(ctx context.Context, streams []string, count int) ([]redis.XStream, []string, error) {
+	c := s.consumer
+	bySlot := make(map[int][]string, len(streams))
+	order := make([]int, 0, len(streams))
+	for _, st := range streams {
+		sl := slot(st)
+		if _, ok := bySlot[sl]; !ok {
+			order = append(order, sl)
+		}
+		bySlot[sl] = append(bySlot[sl], st)
+	}
+	pipe := s.rdb.Pipeline()
+	cmds := make([]*redis.XStreamSliceCmd, len(order))
+	for i, sl := range order {
+		group := bySlot[sl]
+		args := make([]string, 0, 2*len(group))
+		args = append(args, group...)
+		for range group {
+			args = append(args, ">")
+		}
+		cmds[i] = pipe.XReadGroup(ctx, &redis.XReadGroupArgs{
+			Group: s.opts.Group, Consumer: s.opts.Consumer, Streams: args, Count: int64(count), Block: -1,
+		})
+	}
+	_ = execPipe(ctx, pipe) // per-command errors are read below
+	var (
+		res     []redis.XStream
+		missing []string
+		first   error
+	)
+	for i, cmd := range cmds {
+		group := bySlot[order[i]]
+		r, err := cmd.Result()
+		switch {
+		case err == nil:
+			res = append(res, r...)
+		case errors.Is(err, redis.Nil):
+		case isNoGroup(err):
+			missing = append(missing, group...)
+		default:
+			if first == nil {
+				first = fmt.Errorf("xreadgroup %s: %w", group[0], classify(err))
 			}
-			for _, st := range streams {
+			for _, st := range group {
 				c.markDirty(st)
 			}
-			s.log.Warn("consumer group was missing on a stream; recreated", "group", s.opts.Group, "error", err)
-			return nil, nil
-		}
-		return nil, fmt.Errorf("xreadgroup: %w", classify(err))
-	}
-	var out []*relay.Message
-	for _, st := range res {
-		if len(st.Messages) >= count {
-			c.markDirty(st.Stream)
-		}
-		tenant := s.keys.tenantOf(st.Stream)
-		for _, m := range st.Messages {
-			ev, derr := event.FromValues(m.Values)
-			out = append(out, &relay.Message{Event: ev, Tenant: tenant, Stream: st.Stream, StreamID: m.ID, Attempt: 1, Err: derr})
 		}
 	}
-	if len(out) > limit {
-		c.buf = append(c.buf, out[limit:]...)
-		out = out[:limit]
-	}
-	return out, nil
+	return res, missing, first
 }
 
 // Ack implements relay.Subscriber: XACK per stream, plus dropping the retry

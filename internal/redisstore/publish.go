@@ -1,10 +1,13 @@
 package redisstore
 
 import (
+	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -106,8 +109,12 @@ func (s *Store) writeLoop(ctx context.Context) {
 // them like strings) and each tenant's stream key is built and boxed once.
 // Only its own writeLoop uses it.
 type writer struct {
-	args    []any
-	cmds    []redis.Cmder
+	args []any
+	cmds []redis.Cmder // nil where errs holds why no command was sent
+	errs []error
+	// pipeOf is the index of the pipeline of each command in pipes.
+	pipeOf  []int
+	pipes   pipes
 	tenants []string
 	// streams maps a tenant to its stream key as an interface value; it is
 	// emptied when it reaches maxCachedStreams, which bounds its memory.
@@ -187,75 +194,107 @@ redis.call('SET', KEYS[2], id .. '\n' .. ARGV[3] .. '\n' .. ARGV[4], 'PX', ARGV[
 return {1, id}
 `)
 
-// write sends one pipeline for a batch of jobs and completes every job. The
-// pipeline ends with the batch's change signal (see signalAppended), after
-// every XADD of the batch.
+// writeTimeout bounds a writer's round trip (WAIT's timeout comes on top),
+// even when the publisher's context does not.
+const writeTimeout = 10 * time.Second
+
+// write sends a batch of jobs and completes every job: one pipeline on a
+// single Redis or a cluster; with WaitReplicas on a cluster, one pipeline
+// per master (see pipes). A pipeline ends with WAIT when WaitReplicas is
+// set, and an event is published only if the WAIT of its pipeline saw
+// enough replicas.
+//
+// The change signal of the batch (see signalAppended) must reach readers
+// after the entries. On a single Redis it ends the pipeline, after every
+// XADD on the same connection. A cluster pipeline runs on every node at
+// once, so there the signal, with the stats counter, follows in a second
+// pipeline once the first has answered and the publishers are answered.
 func (s *Store) write(ctx context.Context, batch []*job, w *writer) {
-	// A writer's round trip is bounded even when the publisher's is not.
-	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	timeout := writeTimeout
+	if s.opts.WaitReplicas > 0 {
+		timeout += s.opts.WaitTimeout
+	}
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
 	defer cancel()
 	defer func() {
 		// Drop the references to this batch's events before the next.
 		clear(w.args)
 		clear(w.cmds)
-		w.args, w.cmds, w.tenants = w.args[:0], w.cmds[:0], w.tenants[:0]
+		clear(w.errs)
+		clear(w.pipes.pipes) // their queued commands hold the events too
+		w.args, w.cmds, w.errs, w.pipeOf, w.tenants = w.args[:0], w.cmds[:0], w.errs[:0], w.pipeOf[:0], w.tenants[:0]
+		w.pipes.pipes, w.pipes.ctx = w.pipes.pipes[:0], nil
 	}()
 
 	now := time.Now()
 	minid := minID(now, s.opts.Retention)
 	var minidArg any = minid
-	pipe := s.rdb.Pipeline()
+	p := &w.pipes
+	p.reset(s, wctx)
 	var newTenants []string
 	for _, j := range batch {
 		for _, r := range j.reqs {
 			ev := r.Event
+			stream := w.stream(s.keys, ev.TenantID)
+			pi, pipe, err := p.forKey(stream.(string))
 			var cmd redis.Cmder
-			if r.IdempotencyKey == "" {
+			switch {
+			case err != nil:
+			case r.IdempotencyKey == "":
 				at := len(w.args)
-				w.args = append(w.args, "xadd", w.stream(s.keys, ev.TenantID), "minid", "~", minidArg, "*")
+				w.args = append(w.args, "xadd", stream, "minid", "~", minidArg, "*")
 				w.args = appendEntry(w.args, ev)
 				c := redis.NewStringCmd(wctx, w.args[at:len(w.args):len(w.args)]...)
 				_ = pipe.Process(wctx, c) // a pipeline only queues; errors come with Exec
 				cmd = c
-			} else {
+			default:
 				args := make([]any, 0, entryArgs)
 				args = append(args, IdempotencyWindow.Milliseconds(), minidArg, &ev.ID, &ev.CorrelationID)
 				args = appendEntry(args, ev)
-				cmd = idemScript.Eval(wctx, pipe, []string{w.stream(s.keys, ev.TenantID).(string), s.keys.idem(ev.TenantID, r.IdempotencyKey)}, args...)
+				cmd = idemScript.Eval(wctx, pipe, []string{stream.(string), s.keys.idem(ev.TenantID, r.IdempotencyKey)}, args...)
 			}
 			w.cmds = append(w.cmds, cmd)
+			w.errs = append(w.errs, err)
+			w.pipeOf = append(w.pipeOf, pi)
 			w.tenants = append(w.tenants, ev.TenantID)
 			if !s.registered.Contains(ev.TenantID) && !contains(newTenants, ev.TenantID) {
 				newTenants = append(newTenants, ev.TenantID)
 			}
 		}
 	}
+	// A tenant whose registration failed must not have its events reported
+	// as published: no reader would ever find its stream.
+	var regErr error
 	var sadd *redis.IntCmd
+	saddPipe := -1
 	if len(newTenants) > 0 {
 		members := make([]any, len(newTenants))
 		for i, t := range newTenants {
 			members[i] = t
 		}
-		sadd = pipe.SAdd(wctx, s.keys.tenants(), members...)
+		var pipe redis.Pipeliner
+		if saddPipe, pipe, regErr = p.forKey(s.keys.tenants()); regErr == nil {
+			sadd = pipe.SAdd(wctx, s.keys.tenants(), members...)
+		}
 	}
-	// The cluster-wide published-per-minute counter: one INCRBY per pipeline.
-	s.CountPublished(wctx, pipe, now, batchEvents(batch))
 	slices.Sort(w.tenants)
 	w.tenants = slices.Compact(w.tenants)
-	s.signalAppended(wctx, pipe, w.tenants...)
-	_ = execPipe(wctx, pipe) // per-command errors are read below
+	if s.cluster == nil {
+		// The cluster-wide published-per-minute counter: one INCRBY per pipeline.
+		s.CountPublished(wctx, p.pipes[0].pipe, now, batchEvents(batch))
+		s.signalAppended(wctx, p.pipes[0].pipe, w.tenants...)
+	}
+	p.exec(wctx)
 
-	// A tenant whose registration failed must not have its events reported
-	// as published: no reader would ever find its stream.
-	var regErr error
 	if sadd != nil {
-		if regErr = classify(sadd.Err()); regErr == nil {
+		if regErr = cmp.Or(classify(sadd.Err()), p.waitErr(saddPipe)); regErr == nil {
 			for _, t := range newTenants {
 				s.registered.Add(t, struct{}{})
 			}
-		} else {
-			regErr = fmt.Errorf("register tenant: %w", regErr)
 		}
+	}
+	if regErr != nil {
+		regErr = fmt.Errorf("register tenant: %w", regErr)
 	}
 	k := 0
 	for _, j := range batch {
@@ -263,23 +302,168 @@ func (s *Store) write(ctx context.Context, batch []*job, w *writer) {
 			stream := w.stream(s.keys, r.Event.TenantID).(string)
 			out := relay.PublishResult{Stream: stream, EventID: r.Event.ID, CorrelationID: r.Event.CorrelationID}
 			switch c := w.cmds[k].(type) {
+			case nil:
+				out.Err = w.errs[k]
 			case *redis.StringCmd:
-				out.StreamID, out.Err = c.Val(), c.Err()
+				out.StreamID, out.Err = c.Val(), classify(c.Err())
 			case *redis.Cmd:
-				out.Err = c.Err()
+				out.Err = classify(c.Err())
 				if out.Err == nil {
 					out.StreamID, out.EventID, out.CorrelationID, out.Duplicate, out.Err = parseIdem(c.Val(), out)
 				}
 			}
+			if out.Err == nil {
+				out.Err = p.waitErr(w.pipeOf[k])
+			}
 			k++
 			if out.Err != nil {
-				out.Err = fmt.Errorf("xadd %s: %w", stream, classify(out.Err))
+				out.Err = fmt.Errorf("xadd %s: %w", stream, out.Err)
 			} else if regErr != nil && contains(newTenants, r.Event.TenantID) {
 				out.Err = regErr
 			}
 			j.res[i] = out
 		}
 		close(j.done)
+	}
+	if s.cluster != nil {
+		// Best effort, like the signal of a single Redis's pipeline.
+		after := s.rdb.Pipeline()
+		s.CountPublished(wctx, after, now, batchEvents(batch))
+		s.signalAppended(wctx, after, w.tenants...)
+		_ = execPipe(wctx, after)
+	}
+	if p.unavailable {
+		s.reloadSlots(wctx)
+	}
+}
+
+// pipes are the pipelines of one publish batch. On a single Redis, or on a
+// cluster without WAIT, there is one: the client's (a cluster pipeline sends
+// each node its commands). WAIT applies to the writes made before it on the
+// same connection, and a cluster pipeline spreads its commands over
+// connections to several nodes, so on a cluster with WAIT each master the
+// batch writes to gets a pipeline of its own, on its own client, ending
+// with its WAIT.
+type pipes struct {
+	s     *Store
+	ctx   context.Context
+	pipes []pipe
+	// byNode indexes pipes by master, on a cluster with WAIT.
+	byNode map[*redis.Client]int
+	// unavailable says a pipeline met an unavailable node or a moved slot:
+	// the slot map is read again.
+	unavailable bool
+}
+
+type pipe struct {
+	pipe redis.Pipeliner
+	wait *redis.IntCmd // nil without WAIT
+	addr string        // the master's address, on a cluster with WAIT
+}
+
+// reset readies p for a new batch, keeping its slices.
+func (p *pipes) reset(s *Store, ctx context.Context) {
+	clear(p.pipes)
+	p.s, p.ctx, p.pipes, p.unavailable = s, ctx, p.pipes[:0], false
+	if s.cluster == nil || s.opts.WaitReplicas == 0 {
+		p.pipes = append(p.pipes, pipe{pipe: s.rdb.Pipeline()})
+		return
+	}
+	if p.byNode == nil {
+		p.byNode = map[*redis.Client]int{}
+	}
+	clear(p.byNode)
+}
+
+// forKey returns the pipeline that key's commands go on, and its index. On
+// a cluster with WAIT that is the pipeline of the master of key's slot in
+// the client's slot map; an error (no slot map) wraps relay.ErrUnavailable.
+func (p *pipes) forKey(key string) (int, redis.Pipeliner, error) {
+	if p.byNode == nil {
+		return 0, p.pipes[0].pipe, nil
+	}
+	master, err := p.s.cluster.MasterForKey(p.ctx, key)
+	if err != nil {
+		p.unavailable = true
+		return -1, nil, fmt.Errorf("find the master of %s: %w", key, classify(err))
+	}
+	if i, ok := p.byNode[master]; ok {
+		return i, p.pipes[i].pipe, nil
+	}
+	p.byNode[master] = len(p.pipes)
+	p.pipes = append(p.pipes, pipe{pipe: master.Pipeline(), addr: master.Options().Addr})
+	return len(p.pipes) - 1, p.pipes[len(p.pipes)-1].pipe, nil
+}
+
+// exec appends WAIT to each pipeline when WaitReplicas is set and runs
+// them, several at once. Per-command errors are left on the commands.
+func (p *pipes) exec(ctx context.Context) {
+	o := p.s.opts
+	if o.WaitReplicas > 0 {
+		// WAIT is not among Pipeliner's methods; in a pipeline its
+		// timeout is covered by the client's read timeout (readTimeout).
+		timeout := max(o.WaitTimeout.Milliseconds(), 1)
+		for i := range p.pipes {
+			pp := &p.pipes[i]
+			pp.wait = redis.NewIntCmd(ctx, "wait", o.WaitReplicas, timeout)
+			_ = pp.pipe.Process(ctx, pp.wait)
+		}
+	}
+	// Each goroutine runs only its own pipeline; mu guards unavailable.
+	var mu sync.Mutex
+	run := func(pp redis.Pipeliner) {
+		if err := execPipe(ctx, pp); err != nil && errors.Is(classify(err), relay.ErrUnavailable) {
+			mu.Lock()
+			p.unavailable = true
+			mu.Unlock()
+		}
+	}
+	if len(p.pipes) == 1 {
+		run(p.pipes[0].pipe)
+		return
+	}
+	var wg sync.WaitGroup
+	for _, pp := range p.pipes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			run(pp.pipe)
+		}()
+	}
+	wg.Wait()
+}
+
+// waitErr is nil when pipeline i needs no WAIT or its WAIT saw
+// WaitReplicas replicas; otherwise an error wrapping relay.ErrUnavailable
+// that says the primary has the writes.
+func (p *pipes) waitErr(i int) error {
+	if i < 0 || p.pipes[i].wait == nil {
+		return nil
+	}
+	o := p.s.opts
+	on := ""
+	if a := p.pipes[i].addr; a != "" {
+		on = " of " + a
+	}
+	n, err := p.pipes[i].wait.Result()
+	if err != nil {
+		return fmt.Errorf("%w: accepted by the primary%s, but WAIT for %d replicas failed (%v); "+
+			"the event may still be delivered: retry with the same Idempotency-Key",
+			relay.ErrUnavailable, on, o.WaitReplicas, classify(err))
+	}
+	if n < int64(o.WaitReplicas) {
+		return fmt.Errorf("%w: accepted by the primary%s, but only %d of %d replicas confirmed it within %s; "+
+			"the event may still be delivered: retry with the same Idempotency-Key",
+			relay.ErrUnavailable, on, n, o.WaitReplicas, o.WaitTimeout)
+	}
+	return nil
+}
+
+// reloadSlots has a cluster client read the slot map again, in the
+// background, after a node was unavailable or a slot moved.
+func (s *Store) reloadSlots(ctx context.Context) {
+	if s.cluster != nil {
+		s.cluster.ReloadState(ctx)
 	}
 }
 

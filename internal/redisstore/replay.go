@@ -607,9 +607,19 @@ func (s *Store) republish(ctx context.Context, stream string, batch [][]any, p *
 		for i, values := range batch {
 			cmds[i] = pipe.XAdd(ctx, &redis.XAddArgs{Stream: stream, MinID: minid, Approx: true, Values: values})
 		}
-		// Readers waiting on the signal stream read the replayed entries at once.
-		s.signalAppended(ctx, pipe, s.keys.tenantOf(stream))
+		// Readers waiting on the signal stream read the replayed entries at
+		// once. On a cluster the signal follows the entries' replies: a
+		// cluster pipeline runs on the nodes at once.
+		tenant := s.keys.tenantOf(stream)
+		if s.cluster == nil {
+			s.signalAppended(ctx, pipe, tenant)
+		}
 		_ = execPipe(ctx, pipe) // per-command errors are read below
+		if s.cluster != nil {
+			sig := s.rdb.Pipeline()
+			s.signalAppended(ctx, sig, tenant)
+			_ = execPipe(ctx, sig)
+		}
 		var failed [][]any
 		var first error
 		for i, c := range cmds {

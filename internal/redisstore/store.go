@@ -16,6 +16,15 @@
 // A Store is safe for concurrent use. Publish needs Run to be running: Run owns
 // the goroutines that coalesce concurrent publishes into pipelined round trips
 // and, for a store with a consumer group, the tenant discovery loop.
+//
+// The same layout runs on a single Redis (or a primary with replicas) and on
+// a Redis Cluster (Options.Cluster). On a cluster every command that names
+// several keys names keys of one slot: a tenant's keys share the slot of
+// their {<tenant>} tag (the scripts), and reads of many tenant streams are
+// split into one XREADGROUP per slot (readBySlot). The registries, the
+// notify stream, the replay records and the stats counters are single keys,
+// each on the shard that owns its slot, reached through cluster pipelines;
+// no MULTI/EXEC is used anywhere.
 package redisstore
 
 import (
@@ -82,6 +91,19 @@ type Options struct {
 	// leave one consumer behind on every tenant stream.
 	ConsumerExpiry time.Duration
 
+	// Cluster makes URL the seed of a Redis Cluster: its host and its addr=
+	// query parameters (redis.ParseClusterURL). Readers then always use the
+	// change signals (DirectRead is ignored: a blocking read cannot span
+	// shards).
+	Cluster bool
+	// WaitReplicas, when above 0, makes a publish succeed only once WAIT
+	// reports that many replicas have its writes, within WaitTimeout
+	// (default 1 s); fewer fail the publish with relay.ErrUnavailable
+	// although the primary has the event. Dead-lettering, DLQ retries and
+	// replays do not wait.
+	WaitReplicas int
+	WaitTimeout  time.Duration
+
 	Logger *slog.Logger
 }
 
@@ -99,9 +121,11 @@ const (
 // Store is a Redis Streams broker.
 type Store struct {
 	opts Options
-	rdb  *redis.Client
-	keys keys
-	log  *slog.Logger
+	// rdb is a *redis.Client, or the *redis.ClusterClient cluster.
+	rdb     redis.UniversalClient
+	cluster *redis.ClusterClient // nil on a single Redis
+	keys    keys
+	log     *slog.Logger
 
 	// registered remembers tenants this process added to the registry
 	// recently, so a publish sends SADD at most once a minute per tenant.
@@ -138,41 +162,26 @@ func (k keys) tenantOf(stream string) string {
 	return stream[i+1 : j]
 }
 
+// Timeouts of every command. Bounded retry: a Redis that is down turns into
+// an error within a few seconds, never a hang.
+const (
+	dialTimeout = 2 * time.Second
+	ioTimeout   = 3 * time.Second // read and write of one command or pipeline
+	poolTimeout = 3 * time.Second
+	maxRetries  = 2
+	// clusterReload is how old the cached slot map of a cluster may get
+	// before it is read again (CLUSTER SLOTS). A failed command reloads it
+	// sooner; a failover moves slots without any MOVED to a dead master's
+	// clients, so the age bound is what finds a promoted replica.
+	clusterReload = 5 * time.Second
+	// defaultWaitTimeout is WaitTimeout's default.
+	defaultWaitTimeout = time.Second
+)
+
 // New parses the URL, reads the TLS files and builds the client. It does not
 // connect: a Redis that is down at start makes the sidecar not ready, not
 // fail. Its errors name the flag at fault and never hold the password.
 func New(o Options) (*Store, error) {
-	ropts, err := redis.ParseURL(o.URL)
-	if err != nil {
-		// url.Error carries the whole URL, password included: keep only the cause.
-		var uerr *url.Error
-		if errors.As(err, &uerr) {
-			err = uerr.Err
-		}
-		return nil, fmt.Errorf("--redis-url: %v", err)
-	}
-	if err := configureTLS(ropts.TLSConfig, o); err != nil {
-		return nil, err
-	}
-	if o.PoolSize > 0 {
-		ropts.PoolSize = o.PoolSize
-	}
-	// Bounded retry: a Redis that is down turns into an error within a few
-	// seconds, never a hang.
-	ropts.DialTimeout = 2 * time.Second
-	ropts.ReadTimeout = 3 * time.Second
-	ropts.WriteTimeout = 3 * time.Second
-	ropts.PoolTimeout = 3 * time.Second
-	ropts.MaxRetries = 2
-	ropts.MinRetryBackoff = 50 * time.Millisecond
-	ropts.MaxRetryBackoff = 500 * time.Millisecond
-	ropts.ContextTimeoutEnabled = true
-	// No CLIENT SETINFO on each new connection: the sidecar does not need it,
-	// Redis before 7.2 does not know it, and the ACL user of
-	// docs/production.md, which cannot name it on those versions, would
-	// have it refused (and logged in ACL LOG) on every connection.
-	ropts.DisableIdentity = true
-
 	if o.KeyPrefix == "" {
 		o.KeyPrefix = "hyvve"
 	}
@@ -182,31 +191,133 @@ func New(o Options) (*Store, error) {
 	if o.DirectRead == 0 {
 		o.DirectRead = 100
 	}
+	if o.Cluster {
+		o.DirectRead = -1
+	}
 	if o.Block <= 0 {
 		o.Block = 250 * time.Millisecond
 	}
 	if o.ConsumerExpiry <= 0 {
 		o.ConsumerExpiry = 24 * time.Hour
 	}
+	if o.WaitReplicas < 0 {
+		return nil, fmt.Errorf("--redis-wait-replicas: must be 0 or more, got %d", o.WaitReplicas)
+	}
+	if o.WaitTimeout <= 0 {
+		o.WaitTimeout = defaultWaitTimeout
+	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Store{
 		opts:       o,
-		rdb:        redis.NewClient(ropts),
 		keys:       keys{prefix: o.KeyPrefix},
 		log:        o.Logger,
 		registered: expirable.NewLRU[string, struct{}](tenantLRUSize, nil, tenantTTL),
 		jobs:       make(chan *job, queueSize),
 		closed:     make(chan struct{}),
 	}
+	if o.Group != "" && len(o.Retry.Schedule) == 0 {
+		return nil, errors.New("redisstore: a consumer group needs a retry schedule")
+	}
+	var err error
+	if o.Cluster {
+		s.cluster, err = newClusterClient(o)
+		s.rdb = s.cluster
+	} else {
+		s.rdb, err = newClient(o)
+	}
+	if err != nil {
+		return nil, err
+	}
 	if o.Group != "" {
-		if len(o.Retry.Schedule) == 0 {
-			return nil, errors.New("redisstore: a consumer group needs a retry schedule")
-		}
 		s.consumer = newConsumer(s)
 	}
 	return s, nil
+}
+
+// readTimeout is the read timeout of every command: WAIT, sent at the end of
+// a publish pipeline, may take WaitTimeout on top.
+func readTimeout(o Options) time.Duration {
+	if o.WaitReplicas > 0 {
+		return ioTimeout + o.WaitTimeout
+	}
+	return ioTimeout
+}
+
+// newClient builds the client of a single Redis.
+func newClient(o Options) (*redis.Client, error) {
+	ropts, err := redis.ParseURL(o.URL)
+	if err != nil {
+		return nil, urlError(err)
+	}
+	if err := configureTLS(ropts.TLSConfig, o); err != nil {
+		return nil, err
+	}
+	if o.PoolSize > 0 {
+		ropts.PoolSize = o.PoolSize
+	}
+	ropts.DialTimeout = dialTimeout
+	ropts.ReadTimeout = readTimeout(o)
+	ropts.WriteTimeout = ioTimeout
+	ropts.PoolTimeout = poolTimeout
+	ropts.MaxRetries = maxRetries
+	ropts.MinRetryBackoff = 50 * time.Millisecond
+	ropts.MaxRetryBackoff = 500 * time.Millisecond
+	ropts.ContextTimeoutEnabled = true
+	// No CLIENT SETINFO on each new connection: the sidecar does not need it,
+	// Redis before 7.2 does not know it, and the ACL user of
+	// docs/production.md, which cannot name it on those versions, would
+	// have it refused (and logged in ACL LOG) on every connection.
+	ropts.DisableIdentity = true
+	return redis.NewClient(ropts), nil
+}
+
+// newClusterClient builds the client of a Redis Cluster from the seeds of
+// the URL, with the same TLS, pool and timeouts as newClient (per node).
+func newClusterClient(o Options) (*redis.ClusterClient, error) {
+	copts, err := redis.ParseClusterURL(o.URL)
+	if err != nil {
+		return nil, urlError(err)
+	}
+	if err := configureTLS(copts.TLSConfig, o); err != nil {
+		return nil, err
+	}
+	if copts.TLSConfig != nil {
+		// Each node's certificate is verified for the address the cluster
+		// announces for it (crypto/tls takes the name from the address
+		// dialled), not for the seed's host name.
+		copts.TLSConfig.ServerName = ""
+	}
+	if o.PoolSize > 0 {
+		copts.PoolSize = o.PoolSize
+	}
+	copts.DialTimeout = dialTimeout
+	copts.ReadTimeout = readTimeout(o)
+	copts.WriteTimeout = ioTimeout
+	copts.PoolTimeout = poolTimeout
+	copts.MaxRetries = maxRetries
+	copts.MinRetryBackoff = 50 * time.Millisecond
+	copts.MaxRetryBackoff = 500 * time.Millisecond
+	copts.ContextTimeoutEnabled = true
+	copts.DisableIdentity = true
+	copts.ClusterStateReloadInterval = clusterReload
+	// Route by key only. With routing policies the client fetches COMMAND
+	// from the nodes (again on every command while that fails, as it does
+	// for the ACL user of docs/production.md) and sends keyless commands
+	// to shards of its choosing.
+	copts.DisableRoutingPolicies = true
+	return redis.NewClusterClient(copts), nil
+}
+
+// urlError is a URL parse error without the URL: url.Error carries the whole
+// URL, password included, so only the cause is kept.
+func urlError(err error) error {
+	var uerr *url.Error
+	if errors.As(err, &uerr) {
+		err = uerr.Err
+	}
+	return fmt.Errorf("--redis-url: %v", err)
 }
 
 // configureTLS adds the CA and the client certificate of o to conf, the TLS
@@ -288,11 +399,12 @@ func (s *Store) Close() error {
 	return err
 }
 
-// Ping reports whether Redis answers and, for a store with a consumer group,
-// whether the group is registered yet (the sidecar is not ready before).
+// Ping reports whether Redis answers (on a cluster: every master that
+// serves slots) and, for a store with a consumer group, whether the group is
+// registered yet (the sidecar is not ready before).
 func (s *Store) Ping(ctx context.Context) error {
-	if err := s.rdb.Ping(ctx).Err(); err != nil {
-		return classify(err)
+	if err := s.ping(ctx); err != nil {
+		return err
 	}
 	if c := s.consumer; c != nil {
 		// Ready means the group exists: an event the app publishes once
@@ -307,6 +419,42 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
+func (s *Store) ping(ctx context.Context) error {
+	if s.cluster == nil {
+		return classify(s.rdb.Ping(ctx).Err())
+	}
+	// ForEachMaster reads the slot map again first (CLUSTER SLOTS), so a
+	// replica promoted by a failover is the master pinged.
+	err := s.cluster.ForEachMaster(ctx, func(ctx context.Context, m *redis.Client) error {
+		if err := m.Ping(ctx).Err(); err != nil {
+			return fmt.Errorf("cluster node %s: %w", m.Options().Addr, err)
+		}
+		return nil
+	})
+	return classify(err)
+}
+
+// CheckCluster reports a Redis that contradicts Options.Cluster: with
+// Cluster, a server without cluster support, as one line naming
+// --redis-cluster. It returns nil when the server agrees, when it cannot be
+// asked now (a Redis down at start makes the sidecar not ready, not fail),
+// and without Cluster (a cluster node met without it answers MOVED, which
+// classify explains).
+func (s *Store) CheckCluster(ctx context.Context) error {
+	if s.cluster == nil {
+		return nil
+	}
+	if err := s.ping(ctx); errors.Is(err, errNotCluster) {
+		return err
+	}
+	return nil
+}
+
+// errNotCluster is what a Redis without cluster support answers to the
+// cluster client (classify wraps it).
+var errNotCluster = errors.New("--redis-cluster: --redis-url names a Redis without cluster support " +
+	"(it answered: ERR This instance has cluster support disabled); remove --redis-cluster, or point --redis-url at a node of the cluster")
+
 // classify turns a go-redis error into the relay's vocabulary: errors that mean
 // "Redis cannot serve now" wrap relay.ErrUnavailable; other replies are plain
 // errors. go-redis types do not leave this package.
@@ -317,10 +465,19 @@ func classify(err error) error {
 	var rerr redis.Error
 	if errors.As(err, &rerr) && !errors.Is(err, context.DeadlineExceeded) {
 		msg := rerr.Error()
+		// During a failover or a resharding a cluster answers CLUSTERDOWN,
+		// TRYAGAIN, or MOVED/ASK that the client could not follow in time.
 		for _, p := range []string{"LOADING", "MASTERDOWN", "READONLY", "CLUSTERDOWN", "TRYAGAIN", "OOM", "BUSY", "NOREPLICAS"} {
 			if strings.HasPrefix(msg, p) {
 				return fmt.Errorf("%w: redis: %s", relay.ErrUnavailable, msg)
 			}
+		}
+		if strings.HasPrefix(msg, "MOVED ") || strings.HasPrefix(msg, "ASK ") {
+			return fmt.Errorf("%w: redis: %s (the key's slot is served by another cluster node: "+
+				"a failover or resharding in progress, or a Redis Cluster without --redis-cluster)", relay.ErrUnavailable, msg)
+		}
+		if strings.Contains(msg, "cluster support disabled") {
+			return errNotCluster
 		}
 		return fmt.Errorf("redis: %s", msg)
 	}

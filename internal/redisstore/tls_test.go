@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/hyvve/sidecar/internal/relay"
 	"github.com/hyvve/sidecar/internal/testutil/redistest"
 )
@@ -35,7 +37,7 @@ func TestNew_builds_the_TLS_configuration_from_the_URL_and_the_files(t *testing.
 				t.Fatal(err)
 			}
 			defer s.Close()
-			conf := s.rdb.Options().TLSConfig
+			conf := s.rdb.(*redis.Client).Options().TLSConfig
 			if conf == nil {
 				t.Fatal("got no TLS configuration, want one for rediss://")
 			}
@@ -60,7 +62,7 @@ func TestNew_builds_the_TLS_configuration_from_the_URL_and_the_files(t *testing.
 			t.Fatal(err)
 		}
 		defer s.Close()
-		if conf := s.rdb.Options().TLSConfig; conf != nil {
+		if conf := s.rdb.(*redis.Client).Options().TLSConfig; conf != nil {
 			t.Errorf("got a TLS configuration for redis://, want none")
 		}
 	})
@@ -141,7 +143,7 @@ func TestNew_does_not_send_CLIENT_SETINFO(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	if !s.rdb.Options().DisableIdentity {
+	if !s.rdb.(*redis.Client).Options().DisableIdentity {
 		t.Errorf("DisableIdentity: got false, want true")
 	}
 }

@@ -4,6 +4,8 @@
 // stopped when the test ends. With Options.TLS it accepts only TLS connections, with
 // certificates made for the test (see TLSFiles). No mocks: tests talk to the same Redis the sidecar uses in
 // production, so persistence, consumer groups and failures behave as they really do.
+// StartCluster starts a Redis Cluster of such servers (masters and replicas) for the
+// same reason: slots, redirects and failovers are real.
 //
 // All functions take the calling test's testing.TB and report failures with t.Fatal, so
 // they must be called from the goroutine running the test. A *Server is safe for
@@ -72,6 +74,10 @@ type Server struct {
 	// (the CA, the client certificate), used by Client and the readiness check.
 	tlsFiles TLSFiles
 	tlsConf  *tls.Config
+	// busPort is the cluster bus port (--cluster-port) of a node started by
+	// StartCluster, 0 for a plain server. It stays the same across Restart:
+	// the other nodes know the node by it.
+	busPort int
 
 	mu   sync.Mutex // guards proc
 	proc *process   // nil once killed
@@ -93,24 +99,34 @@ func Start(t testing.TB, opts ...Options) *Server {
 	if len(opts) > 1 {
 		t.Fatalf("redistest.Start: got %d Options, want at most 1", len(opts))
 	}
+	var o Options
+	if len(opts) == 1 {
+		o = opts[0]
+	}
+	return startServer(t, "redistest.Start", o, false)
+}
+
+// startServer is Start with one Options; caller prefixes its failures. With
+// clusterBus it also picks a free cluster bus port (--cluster-port) for each
+// attempt, as a port above 55535 leaves no room for redis-server's default
+// port+10000; StartCluster passes the other cluster settings in o.Args.
+func startServer(t testing.TB, caller string, o Options, clusterBus bool) *Server {
+	t.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
-		t.Fatalf("redistest.Start: %v", err)
+		t.Fatalf("%s: %v", caller, err)
 	}
-	s := &Server{bin: bin, dir: t.TempDir(), log: &syncBuffer{}}
-	if len(opts) == 1 {
-		s.opts = opts[0]
-	}
+	s := &Server{bin: bin, dir: t.TempDir(), log: &syncBuffer{}, opts: o}
 	switch a := s.opts.TLSAuthClients; {
 	case a != "" && !s.opts.TLS:
-		t.Fatalf("redistest.Start: TLSAuthClients %q needs TLS", a)
+		t.Fatalf("%s: TLSAuthClients %q needs TLS", caller, a)
 	case a != "" && a != "yes" && a != "no" && a != "optional":
-		t.Fatalf("redistest.Start: TLSAuthClients is %q, want yes, no or optional", a)
+		t.Fatalf("%s: TLSAuthClients is %q, want yes, no or optional", caller, a)
 	}
 	if s.opts.TLS {
 		s.tlsFiles = NewTLSFiles(t)
 		if s.tlsConf, err = s.tlsFiles.Config(); err != nil {
-			t.Fatalf("redistest.Start: %v", err)
+			t.Fatalf("%s: %v", caller, err)
 		}
 	}
 	t.Cleanup(func() {
@@ -123,15 +139,23 @@ func Start(t testing.TB, opts ...Options) *Server {
 	for attempt := 1; ; attempt++ {
 		port, err := freeport.Get()
 		if err != nil {
-			t.Fatalf("redistest.Start: %v", err)
+			t.Fatalf("%s: %v", caller, err)
 		}
 		s.port = port
+		for clusterBus && (s.busPort == 0 || s.busPort == port) {
+			if s.busPort, err = freeport.Get(); err != nil {
+				t.Fatalf("%s: %v", caller, err)
+			}
+		}
 		err = s.start()
 		if err == nil {
 			return s
 		}
 		if !errors.Is(err, errAddrInUse) || attempt == startAttempts {
-			t.Fatalf("redistest.Start: %v\nredis-server log:\n%s", err, s.log.String())
+			t.Fatalf("%s: %v\nredis-server log:\n%s", caller, err, s.log.String())
+		}
+		if clusterBus {
+			s.busPort = 0 // the bus port may be the one taken: pick both again
 		}
 	}
 }
@@ -228,6 +252,9 @@ func (s *Server) start() error {
 	} else {
 		args = append(args, "--appendonly", "no")
 	}
+	if s.busPort != 0 {
+		args = append(args, "--cluster-port", strconv.Itoa(s.busPort))
+	}
 	args = append(args, s.opts.Args...)
 
 	logStart := s.log.Len()
@@ -257,6 +284,23 @@ func (s *Server) start() error {
 		return err
 	}
 	return nil
+}
+
+// running reports whether the server's process is up: started, and neither
+// killed nor exited on its own.
+func (s *Server) running() bool {
+	s.mu.Lock()
+	p := s.proc
+	s.mu.Unlock()
+	if p == nil {
+		return false
+	}
+	select {
+	case <-p.done:
+		return false
+	default:
+		return true
+	}
 }
 
 // stop kills the current process, if any, and waits for it to exit.
