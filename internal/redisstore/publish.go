@@ -34,7 +34,11 @@ func (j *job) fail(err error) {
 }
 
 // Publish implements relay.Publisher. Concurrent calls are coalesced into
-// pipelined round trips by the writers that Run owns.
+// pipelined round trips, at most writers of them in flight. A call that
+// finds a pipeline free sends it itself, with the publishes queued
+// meanwhile: at low load a publish costs one round trip and no hand-off to
+// another goroutine. Otherwise it queues for the writer goroutines that Run
+// owns, which take queued publishes first whenever a pipeline frees up.
 func (s *Store) Publish(ctx context.Context, reqs []relay.PublishRequest, res []relay.PublishResult) {
 	j := &job{reqs: reqs, done: make(chan struct{})}
 	if len(reqs) == 1 {
@@ -52,6 +56,14 @@ func (s *Store) Publish(ctx context.Context, reqs []relay.PublishRequest, res []
 	select {
 	case <-s.closed:
 		fail(fmt.Errorf("%w: sidecar shutting down", relay.ErrUnavailable))
+		return
+	default:
+	}
+	select {
+	case w := <-s.slots:
+		s.write(ctx, s.gather(w, j), w)
+		s.slots <- w
+		copy(res, j.res)
 		return
 	default:
 	}
@@ -74,44 +86,57 @@ func (s *Store) Publish(ctx context.Context, reqs []relay.PublishRequest, res []
 	}
 }
 
-// writeLoop takes one job, then every job already waiting up to maxBatch
-// events, and sends them all in one pipeline. Under load, batches grow by
-// themselves; at low load a publish pays one round trip, no added delay.
+// writeLoop sends the queued publishes: it takes one, waits for a free
+// pipeline and sends it with the others queued by then.
 func (s *Store) writeLoop(ctx context.Context) {
-	batch := make([]*job, 0, 64)
-	w := &writer{streams: map[string]any{}}
 	for {
-		batch = batch[:0]
+		var j *job
 		select {
 		case <-ctx.Done():
 			return
-		case j := <-s.jobs:
-			batch = append(batch, j)
+		case j = <-s.jobs:
 		}
-		n := len(batch[0].reqs)
-	more:
-		for n < maxBatch {
-			select {
-			case j := <-s.jobs:
-				batch = append(batch, j)
-				n += len(j.reqs)
-			default:
-				break more
-			}
+		var w *writer
+		select {
+		case <-ctx.Done():
+			j.fail(fmt.Errorf("%w: sidecar shutting down", relay.ErrUnavailable))
+			return
+		case w = <-s.slots:
 		}
-		s.write(ctx, batch, w)
+		s.write(ctx, s.gather(w, j), w)
+		s.slots <- w
 	}
 }
 
-// writer is the state one writeLoop reuses from batch to batch, so that a
-// published event costs few allocations: the XADD arguments of a batch
-// share one slice, the event's strings go in as *string (go-redis writes
-// them like strings) and each tenant's stream key is built and boxed once.
-// Only its own writeLoop uses it.
+// gather returns first and the publishes already queued, up to maxBatch
+// events, in w's batch slice. Under load batches grow by themselves; at low
+// load nothing waits for company.
+func (s *Store) gather(w *writer, first *job) []*job {
+	batch := append(w.batch[:0], first)
+	for n := len(first.reqs); n < maxBatch; {
+		select {
+		case j := <-s.jobs:
+			batch = append(batch, j)
+			n += len(j.reqs)
+		default:
+			w.batch = batch
+			return batch
+		}
+	}
+	w.batch = batch
+	return batch
+}
+
+// writer is the state of one pipeline slot, reused from batch to batch, so
+// that a published event costs few allocations: the XADD arguments of a
+// batch share one slice, the event's strings go in as *string (go-redis
+// writes them like strings) and each tenant's stream key is built and boxed
+// once. Only the holder of the slot uses it.
 type writer struct {
-	args []any
-	cmds []redis.Cmder // nil where errs holds why no command was sent
-	errs []error
+	batch []*job
+	args  []any
+	cmds  []redis.Cmder // nil where errs holds why no command was sent
+	errs  []error
 	// pipeOf is the index of the pipeline of each command in pipes.
 	pipeOf  []int
 	pipes   pipes
@@ -214,10 +239,18 @@ func (s *Store) write(ctx context.Context, batch []*job, w *writer) {
 	if s.opts.WaitReplicas > 0 {
 		timeout += s.opts.WaitTimeout
 	}
-	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
+	// A publisher that sends its own pipeline keeps its deadline; the
+	// writer goroutines' context has none.
+	deadline := time.Now().Add(timeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	wctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), deadline)
 	defer cancel()
 	defer func() {
 		// Drop the references to this batch's events before the next.
+		clear(w.batch)
+		w.batch = w.batch[:0]
 		clear(w.args)
 		clear(w.cmds)
 		clear(w.errs)
@@ -279,12 +312,14 @@ func (s *Store) write(ctx context.Context, batch []*job, w *writer) {
 	}
 	slices.Sort(w.tenants)
 	w.tenants = slices.Compact(w.tenants)
+	var count counted
 	if s.cluster == nil {
 		// The cluster-wide published-per-minute counter: one INCRBY per pipeline.
-		s.CountPublished(wctx, p.pipes[0].pipe, now, batchEvents(batch))
+		count = s.CountPublished(wctx, p.pipes[0].pipe, now, batchEvents(batch))
 		s.signalAppended(wctx, p.pipes[0].pipe, w.tenants...)
 	}
 	p.exec(wctx)
+	count.done(s)
 
 	if sadd != nil {
 		if regErr = cmp.Or(classify(sadd.Err()), p.waitErr(saddPipe)); regErr == nil {
@@ -328,9 +363,10 @@ func (s *Store) write(ctx context.Context, batch []*job, w *writer) {
 	if s.cluster != nil {
 		// Best effort, like the signal of a single Redis's pipeline.
 		after := s.rdb.Pipeline()
-		s.CountPublished(wctx, after, now, batchEvents(batch))
+		count := s.CountPublished(wctx, after, now, batchEvents(batch))
 		s.signalAppended(wctx, after, w.tenants...)
 		_ = execPipe(wctx, after)
+		count.done(s)
 	}
 	if p.unavailable {
 		s.reloadSlots(wctx)

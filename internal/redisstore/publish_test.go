@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"reflect"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -95,6 +98,53 @@ func TestPublish_concurrent_callers_are_all_written_once(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A publisher that finds a pipeline free sends it itself; a Redis that
+// accepts the connection and never answers must still not hold it past its
+// deadline, nor the publishers that queue behind it past theirs.
+func TestPublish_keeps_the_publishers_deadline_when_Redis_does_not_answer(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go io.Copy(io.Discard, c) // read and never answer
+		}
+	}()
+	s, _, _ := newPublishStore(t, "redis://"+ln.Addr().String())
+	const deadline = 300 * time.Millisecond
+	var wg sync.WaitGroup
+	errs := make([]error, 8) // more than the pipelines in flight: some queue
+	took := make([]time.Duration, len(errs))
+	for i := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), deadline)
+			defer cancel()
+			res := make([]relay.PublishResult, 1)
+			start := time.Now()
+			s.Publish(ctx, []relay.PublishRequest{{Event: pubEvent(i)}}, res)
+			errs[i], took[i] = res[0].Err, time.Since(start)
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if !errors.Is(err, relay.ErrUnavailable) {
+			t.Errorf("publish %d: got %v, want ErrUnavailable", i, err)
+		}
+		if took[i] > deadline+time.Second {
+			t.Errorf("publish %d took %v, want about its %v deadline", i, took[i], deadline)
+		}
+	}
+	s.Close() // the writers' own pipelines are still waiting: end them
 }
 
 func TestPublish_after_Run_ends_fails_unavailable(t *testing.T) {
@@ -234,4 +284,62 @@ func TestPublish_writes_entries_readable_as_events(t *testing.T) {
 			t.Errorf("request %d: read back\ngot  %+v\nwant %+v", i, got, ev)
 		}
 	}
+}
+
+// The published-per-minute counter costs one INCRBY per pipeline; its TTL is
+// set once, and again if the counter was deleted meanwhile.
+func TestPublish_sets_the_counters_TTL_once_and_again_when_it_vanished(t *testing.T) {
+	srv := redistest.Start(t)
+	c := srv.Client(t)
+	ctx := context.Background()
+	s, _, _ := newPublishStore(t, srv.URL())
+	publish := func(i int) {
+		t.Helper()
+		res := make([]relay.PublishResult, 1)
+		s.Publish(ctx, []relay.PublishRequest{{Event: pubEvent(i)}}, res)
+		if res[0].Err != nil {
+			t.Fatal(res[0].Err)
+		}
+	}
+	expires := func() int {
+		t.Helper()
+		info, err := c.Info(ctx, "commandstats").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for line := range strings.Lines(info) {
+			if rest, ok := strings.CutPrefix(line, "cmdstat_expire:calls="); ok {
+				n, _ := strconv.Atoi(rest[:strings.IndexByte(rest, ',')])
+				return n
+			}
+		}
+		return 0
+	}
+	counter := func() string {
+		t.Helper()
+		keys, err := c.Keys(ctx, "hyvve:stats:published:*").Result()
+		if err != nil || len(keys) != 1 {
+			t.Fatalf("got counters %v (%v), want one", keys, err)
+		}
+		if ttl := c.TTL(ctx, keys[0]).Val(); ttl <= 0 || ttl > publishedTTL {
+			t.Errorf("counter %s: got TTL %v, want within %v", keys[0], ttl, publishedTTL)
+		}
+		return keys[0]
+	}
+
+	for i := range 5 {
+		publish(i)
+	}
+	key := counter()
+	if got := expires(); got > 2 { // a minute may turn during the test
+		t.Errorf("got %d EXPIRE for 5 pipelines, want 1 (2 if the minute turned)", got)
+	}
+	if n, _ := c.Get(ctx, key).Int(); n != 5 {
+		t.Errorf("got count %d, want 5", n)
+	}
+
+	c.Del(ctx, key)
+	publish(5) // recreates the counter without a TTL, and learns it
+	publish(6)
+	counter()
 }

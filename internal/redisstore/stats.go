@@ -73,17 +73,43 @@ type MinuteCount struct {
 // CountPublished adds n to the cluster-wide count of events published in
 // now's minute. The publish pipeline calls it once per pipeline with the
 // number of events it writes (repeated Idempotency-Keys included), so the
-// count costs one INCRBY and one EXPIRE per round trip, not per event; the
+// count costs one INCRBY per round trip, not per event, plus one EXPIRE
+// until this process has set the counter's TTL (see counted.done); the
 // commands run with the pipeline and their errors are ignored with it.
 // The counter keys carry no hash tag: with Redis Cluster the pipeline must
 // be a cluster pipeline.
-func (s *Store) CountPublished(ctx context.Context, pipe redis.Pipeliner, now time.Time, n int64) {
+func (s *Store) CountPublished(ctx context.Context, pipe redis.Pipeliner, now time.Time, n int64) counted {
 	if n <= 0 {
-		return
+		return counted{}
 	}
+	c := counted{minute: now.Unix() / 60, n: n}
 	key := s.keys.published(now)
-	pipe.IncrBy(ctx, key, n)
-	pipe.Expire(ctx, key, publishedTTL)
+	c.incr = pipe.IncrBy(ctx, key, n)
+	if s.ttlMinute.Load() != c.minute {
+		c.expire = pipe.Expire(ctx, key, publishedTTL)
+	}
+	return c
+}
+
+// counted is what CountPublished queued.
+type counted struct {
+	minute, n int64
+	incr      *redis.IntCmd
+	expire    *redis.BoolCmd // nil when the TTL was known to be set
+}
+
+// done records, once the pipeline has run, whether the counter of c's
+// minute has its TTL: set by c's EXPIRE, later pipelines of the minute skip
+// theirs. A counter that INCRBY created (it answered n) was missing, e.g.
+// deleted since: the next pipeline sends EXPIRE again.
+func (c counted) done(s *Store) {
+	switch {
+	case c.incr == nil:
+	case c.expire != nil && c.expire.Val():
+		s.ttlMinute.Store(c.minute)
+	case c.expire == nil && c.incr.Err() == nil && c.incr.Val() == c.n:
+		s.ttlMinute.CompareAndSwap(c.minute, 0)
+	}
 }
 
 // batchEvents is the number of events in a publish batch, for CountPublished.

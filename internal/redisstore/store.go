@@ -39,6 +39,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/golang-lru/v2/expirable"
@@ -132,6 +133,14 @@ type Store struct {
 	registered *expirable.LRU[string, struct{}]
 
 	jobs chan *job
+	// slots holds the state of each pipeline that may be in flight (writers
+	// of them); taking one is the right to send a pipeline. A publisher
+	// that finds one free sends its own pipeline (see Publish).
+	slots chan *writer
+
+	// ttlMinute is the minute (Unix time / 60) whose published counter this
+	// process has seen get its TTL (see CountPublished).
+	ttlMinute atomic.Int64
 
 	// closeOnce guards shutting down publish intake; closed is closed when
 	// Run ends so waiting publishers fail fast instead of hanging.
@@ -215,6 +224,7 @@ func New(o Options) (*Store, error) {
 		log:        o.Logger,
 		registered: expirable.NewLRU[string, struct{}](tenantLRUSize, nil, tenantTTL),
 		jobs:       make(chan *job, queueSize),
+		slots:      make(chan *writer, writers),
 		closed:     make(chan struct{}),
 	}
 	if o.Group != "" && len(o.Retry.Schedule) == 0 {
@@ -232,6 +242,9 @@ func New(o Options) (*Store, error) {
 	}
 	if o.Group != "" {
 		s.consumer = newConsumer(s)
+	}
+	for range writers {
+		s.slots <- &writer{streams: map[string]any{}}
 	}
 	return s, nil
 }
