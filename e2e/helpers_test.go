@@ -5,8 +5,11 @@
 // Every semantic test runs against both stores through forEachStore, and
 // inspects only what a user can see through the sidecar: publish answers,
 // the pushes the app received, GET /v1/admin/stats and the dead-letter API.
-// Tests named TestRedis_… or TestJetStream_… check one store's layout or a
-// behaviour that truly differs between the stores.
+// The tests listed in onRedisCluster (publish, delivery, retry, dead letters,
+// replay) run a third time on a Redis Cluster of 3 masters with a replica
+// each. Tests named TestRedis_… or TestJetStream_… check one store's layout
+// or a behaviour that truly differs between the stores; TestRedisCluster_…
+// check what only a cluster has, such as a failover.
 package e2e
 
 import (
@@ -30,7 +33,9 @@ import (
 
 // broker is the store under test: a real server process owned by the test.
 type broker interface {
-	// name is "redis" or "jetstream": the subtest's name.
+	// name is the store, "redis" or "jetstream", for tests whose
+	// expectations differ between them; a Redis Cluster is "redis" (same
+	// layout and ids, only spread over several masters).
 	name() string
 	// args are the flags that point a sidecar at this broker.
 	args() []string
@@ -59,6 +64,24 @@ func (b *redisBroker) restart(t testing.TB)              { t.Helper(); b.srv.Res
 func (b *redisBroker) stream(tenant string) string       { return "hyvve:events:{" + tenant + "}" }
 func (b *redisBroker) client(t testing.TB) *redis.Client { t.Helper(); return b.srv.Client(t) }
 
+// redisClusterBroker is a Redis Cluster (--redis-cluster), seeded with every
+// node; kill and restart stop and start the whole cluster.
+type redisClusterBroker struct{ cluster *redistest.Cluster }
+
+// startRedisCluster starts a Redis Cluster (see redistest.StartCluster).
+func startRedisCluster(t testing.TB, opts ...redistest.ClusterOptions) *redisClusterBroker {
+	t.Helper()
+	return &redisClusterBroker{cluster: redistest.StartCluster(t, opts...)}
+}
+
+func (b *redisClusterBroker) name() string { return "redis" }
+func (b *redisClusterBroker) args() []string {
+	return []string{"--redis-url", b.cluster.URL(), "--redis-cluster"}
+}
+func (b *redisClusterBroker) kill(t testing.TB)           { t.Helper(); b.cluster.Kill(t) }
+func (b *redisClusterBroker) restart(t testing.TB)        { t.Helper(); b.cluster.Restart(t) }
+func (b *redisClusterBroker) stream(tenant string) string { return "hyvve:events:{" + tenant + "}" }
+
 // jetStreamBroker is an external nats-server with JetStream (--nats-url).
 // Its store is on disk, so whatever it acknowledged survives kill.
 type jetStreamBroker struct{ srv *natstest.Server }
@@ -76,23 +99,55 @@ func (b *jetStreamBroker) restart(t testing.TB)        { t.Helper(); b.srv.Resta
 func (b *jetStreamBroker) stream(tenant string) string { return "hyvve.events." + tenant }
 
 // forEachStore runs test once per store, as the subtests "redis" and
-// "jetstream", one after the other, each with its own fresh broker.
+// "jetstream", one after the other, each with its own fresh broker; a test
+// listed in onRedisCluster also runs as "redis-cluster".
 func forEachStore(t *testing.T, test func(t *testing.T, b broker)) {
 	t.Helper()
-	runStores(t, redistest.Options{}, test)
+	runStores(t, false, test)
 }
 
 // forEachDurableStore is forEachStore for tests that kill and restart the
-// broker: the redis-server writes its append-only file on every write, as a
+// broker: every redis-server writes its append-only file on every write, as a
 // production Redis that must not lose acknowledged events does.
 func forEachDurableStore(t *testing.T, test func(t *testing.T, b broker)) {
 	t.Helper()
-	runStores(t, redistest.Options{AppendOnly: true}, test)
+	runStores(t, true, test)
 }
 
-func runStores(t *testing.T, redisOpts redistest.Options, test func(t *testing.T, b broker)) {
+// onRedisCluster lists the tests that forEachStore and forEachDurableStore
+// also run on a Redis Cluster: publish, delivery, retry, dead letters, replay
+// and stats, whose keys spread over the masters there. Not every test: each
+// cluster takes 2–3 s to start, and this list already adds about as much
+// time to the suite as CI can spare. Left out are tests of what does not
+// depend on where the keys live (validation, push headers, subscriptions,
+// CloudEvents) and the slowest ones.
+var onRedisCluster = map[string]bool{
+	"TestPublish_idempotency_key_returns_the_first_result_and_writes_once":              true,
+	"TestPublish_batch_answers_one_result_per_event_in_order":                           true,
+	"TestDelivery_fans_out_to_every_group_exactly_once":                                 true,
+	"TestDelivery_shares_load_within_a_group_without_duplicates_or_loss":                true,
+	"TestDelivery_of_events_published_while_the_subscriber_was_stopped":                 true,
+	"TestDelivery_of_a_new_tenants_first_event_within_one_second":                       true,
+	"TestRetry_an_app_failing_twice_then_answering_200_gets_attempts_1_2_3_on_schedule": true,
+	"TestRetry_an_app_always_answering_500_gets_4_attempts_then_one_dead_letter":        true,
+	"TestCrash_SIGKILL_with_500_deliveries_in_flight_loses_nothing":                     true,
+	"TestCrash_broker_restarted_mid_stream_loses_nothing_accepted":                      true,
+	"TestAdmin_DLQ_lists_filters_pages_gets_and_deletes":                                true,
+	"TestAdmin_DLQ_retry_delivers_to_the_failed_group_only":                             true,
+	"TestAdmin_DLQ_concurrent_retries_of_one_entry_deliver_it_once":                     true,
+	"TestReplay_of_a_range_with_a_type_filter_redelivers_exactly_the_matching_events":   true,
+	"TestReplay_to_a_target_group_reaches_only_that_group":                              true,
+	"TestStats_match_what_was_published_and_dead_lettered":                              true,
+}
+
+func runStores(t *testing.T, durable bool, test func(t *testing.T, b broker)) {
 	t.Helper()
-	t.Run("redis", func(t *testing.T) { test(t, startRedis(t, redisOpts)) })
+	t.Run("redis", func(t *testing.T) { test(t, startRedis(t, redistest.Options{AppendOnly: durable})) })
+	if onRedisCluster[t.Name()] {
+		t.Run("redis-cluster", func(t *testing.T) {
+			test(t, startRedisCluster(t, redistest.ClusterOptions{AppendOnly: durable}))
+		})
+	}
 	t.Run("jetstream", func(t *testing.T) { test(t, startJetStream(t)) })
 }
 
