@@ -363,28 +363,46 @@ func parseStatCPU(b []byte) (time.Duration, error) {
 	return time.Duration(ticks) * time.Second / clockTicks, nil
 }
 
-// rss is the resident set size in bytes (VmRSS of /proc/<pid>/status).
-func rss(pid int) (int64, error) {
+// mem is a process's resident memory in bytes, from /proc/<pid>/status:
+// rss is VmRSS; anon is RssAnon, its private part (heap, stacks, runtime),
+// without the pages of the executable and libraries it maps from files,
+// which the page cache shares and can reclaim.
+type mem struct{ rss, anon int64 }
+
+func readMem(pid int) (mem, error) {
 	b, err := os.ReadFile(statPath(pid, "status"))
 	if err != nil {
-		return 0, fmt.Errorf("rss: %w", err)
+		return mem{}, fmt.Errorf("rss: %w", err)
 	}
-	return parseStatusRSS(b)
+	return parseStatusMem(b)
 }
 
-func parseStatusRSS(b []byte) (int64, error) {
+func parseStatusMem(b []byte) (mem, error) {
+	var m mem
+	var found bool
 	for line := range strings.Lines(string(b)) {
-		rest, ok := strings.CutPrefix(line, "VmRSS:")
-		if !ok {
+		name, rest, ok := strings.Cut(line, ":")
+		var dst *int64
+		switch {
+		case !ok:
+			continue
+		case name == "VmRSS":
+			dst, found = &m.rss, true
+		case name == "RssAnon":
+			dst = &m.anon
+		default:
 			continue
 		}
 		kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
 		if err != nil {
-			return 0, fmt.Errorf("parse VmRSS: %w", err)
+			return mem{}, fmt.Errorf("parse %s: %w", name, err)
 		}
-		return kb << 10, nil
+		*dst = kb << 10
 	}
-	return 0, errors.New("no VmRSS line")
+	if !found {
+		return mem{}, errors.New("no VmRSS line")
+	}
+	return m, nil
 }
 
 func statPath(pid int, file string) string {
@@ -398,6 +416,8 @@ func statPath(pid int, file string) string {
 type usage struct {
 	CPUCores float64 `json:"cpuCores"` // CPU seconds per wall second
 	RSSMaxMB float64 `json:"rssMaxMB,omitempty"`
+	// AnonMaxMB is the most of it that was private (RssAnon, see mem).
+	AnonMaxMB float64 `json:"anonMaxMB,omitempty"`
 }
 
 // watch samples the CPU time and RSS of processes over a window: start reads
@@ -408,15 +428,15 @@ type watch struct {
 	cpu0  []time.Duration
 	busy0 time.Duration // of the whole machine
 	busy  float64       // machine-wide busy cores in the window, set by stop
-	mu    sync.Mutex    // guards rss
-	rss   []int64
+	mu    sync.Mutex    // guards mem
+	mem   []mem         // the largest of each, per process
 	quit  chan struct{}
 	done  chan struct{}
 }
 
 func startWatch(pids ...int) *watch {
 	w := &watch{pids: pids, start: time.Now(), cpu0: make([]time.Duration, len(pids)),
-		rss: make([]int64, len(pids)), quit: make(chan struct{}), done: make(chan struct{})}
+		mem: make([]mem, len(pids)), quit: make(chan struct{}), done: make(chan struct{})}
 	for i, pid := range pids {
 		w.cpu0[i], _ = cpuTime(pid) // a process that is gone reads as idle
 	}
@@ -440,9 +460,9 @@ func startWatch(pids ...int) *watch {
 
 func (w *watch) sampleRSS() {
 	for i, pid := range w.pids {
-		if v, err := rss(pid); err == nil {
+		if v, err := readMem(pid); err == nil {
 			w.mu.Lock()
-			w.rss[i] = max(w.rss[i], v)
+			w.mem[i] = mem{rss: max(w.mem[i].rss, v.rss), anon: max(w.mem[i].anon, v.anon)}
 			w.mu.Unlock()
 		}
 	}
@@ -463,7 +483,8 @@ func (w *watch) stop() []usage {
 		c, _ := cpuTime(pid)
 		out[i].CPUCores = round3(float64(c-w.cpu0[i]) / float64(wall))
 		if pid != 0 {
-			out[i].RSSMaxMB = round3(float64(w.rss[i]) / (1 << 20))
+			out[i].RSSMaxMB = round3(float64(w.mem[i].rss) / (1 << 20))
+			out[i].AnonMaxMB = round3(float64(w.mem[i].anon) / (1 << 20))
 		}
 	}
 	return out

@@ -31,24 +31,25 @@ func TestParseStatCPU(t *testing.T) {
 	}
 }
 
-func TestParseStatusRSS(t *testing.T) {
+func TestParseStatusMem(t *testing.T) {
 	tests := []struct {
 		name, status string
-		want         int64
+		want         mem
 		wantErr      bool
 	}{
-		{"present", "Name:\tsidecar\nVmPeak:\t  900000 kB\nVmRSS:\t   14236 kB\nRssAnon:\t 5000 kB\n", 14236 << 10, false},
-		{"absent (zombie)", "Name:\tsidecar\nState:\tZ (zombie)\n", 0, true},
-		{"malformed", "VmRSS:\t  many kB\n", 0, true},
+		{"present", "Name:\tsidecar\nVmPeak:\t  900000 kB\nVmRSS:\t   14236 kB\nRssAnon:\t 5000 kB\nRssFile:\t 9236 kB\n", mem{rss: 14236 << 10, anon: 5000 << 10}, false},
+		{"no RssAnon (old kernel)", "VmRSS:\t   14236 kB\n", mem{rss: 14236 << 10}, false},
+		{"absent (zombie)", "Name:\tsidecar\nState:\tZ (zombie)\n", mem{}, true},
+		{"malformed", "VmRSS:\t  many kB\n", mem{}, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := parseStatusRSS([]byte(tt.status))
+			got, err := parseStatusMem([]byte(tt.status))
 			if (err != nil) != tt.wantErr {
-				t.Fatalf("parseStatusRSS error = %v, want error %v", err, tt.wantErr)
+				t.Fatalf("parseStatusMem error = %v, want error %v", err, tt.wantErr)
 			}
 			if got != tt.want {
-				t.Errorf("parseStatusRSS = %d, want %d", got, tt.want)
+				t.Errorf("parseStatusMem = %+v, want %+v", got, tt.want)
 			}
 		})
 	}
