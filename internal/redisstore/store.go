@@ -28,6 +28,7 @@
 package redisstore
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -267,23 +268,34 @@ func newClient(o Options) (*redis.Client, error) {
 	if err := configureTLS(ropts.TLSConfig, o); err != nil {
 		return nil, err
 	}
-	if o.PoolSize > 0 {
-		ropts.PoolSize = o.PoolSize
-	}
-	ropts.DialTimeout = dialTimeout
-	ropts.ReadTimeout = readTimeout(o)
-	ropts.WriteTimeout = ioTimeout
-	ropts.PoolTimeout = poolTimeout
-	ropts.MaxRetries = maxRetries
-	ropts.MinRetryBackoff = 50 * time.Millisecond
-	ropts.MaxRetryBackoff = 500 * time.Millisecond
-	ropts.ContextTimeoutEnabled = true
-	// No CLIENT SETINFO on each new connection: the sidecar does not need it,
-	// Redis before 7.2 does not know it, and the ACL user of
-	// docs/production.md, which cannot name it on those versions, would
-	// have it refused (and logged in ACL LOG) on every connection.
-	ropts.DisableIdentity = true
+	c := connSettings(o)
+	ropts.PoolSize = cmp.Or(c.PoolSize, ropts.PoolSize)
+	ropts.DialTimeout, ropts.ReadTimeout, ropts.WriteTimeout, ropts.PoolTimeout = c.DialTimeout, c.ReadTimeout, c.WriteTimeout, c.PoolTimeout
+	ropts.MaxRetries, ropts.MinRetryBackoff, ropts.MaxRetryBackoff = c.MaxRetries, c.MinRetryBackoff, c.MaxRetryBackoff
+	ropts.ContextTimeoutEnabled, ropts.DisableIdentity = c.ContextTimeoutEnabled, c.DisableIdentity
 	return redis.NewClient(ropts), nil
+}
+
+// connSettings are the pool, timeout and retry settings of every
+// connection, to a single Redis or to each node of a cluster (PoolSize 0:
+// go-redis's default).
+func connSettings(o Options) redis.Options {
+	return redis.Options{
+		PoolSize:              o.PoolSize,
+		DialTimeout:           dialTimeout,
+		ReadTimeout:           readTimeout(o),
+		WriteTimeout:          ioTimeout,
+		PoolTimeout:           poolTimeout,
+		MaxRetries:            maxRetries,
+		MinRetryBackoff:       50 * time.Millisecond,
+		MaxRetryBackoff:       500 * time.Millisecond,
+		ContextTimeoutEnabled: true,
+		// No CLIENT SETINFO on each new connection: the sidecar does not
+		// need it, Redis before 7.2 does not know it, and the ACL user of
+		// docs/production.md, which cannot name it on those versions,
+		// would have it refused (and logged in ACL LOG) on every connection.
+		DisableIdentity: true,
+	}
 }
 
 // newClusterClient builds the client of a Redis Cluster from the seeds of
@@ -302,18 +314,11 @@ func newClusterClient(o Options) (*redis.ClusterClient, error) {
 		// dialled), not for the seed's host name.
 		copts.TLSConfig.ServerName = ""
 	}
-	if o.PoolSize > 0 {
-		copts.PoolSize = o.PoolSize
-	}
-	copts.DialTimeout = dialTimeout
-	copts.ReadTimeout = readTimeout(o)
-	copts.WriteTimeout = ioTimeout
-	copts.PoolTimeout = poolTimeout
-	copts.MaxRetries = maxRetries
-	copts.MinRetryBackoff = 50 * time.Millisecond
-	copts.MaxRetryBackoff = 500 * time.Millisecond
-	copts.ContextTimeoutEnabled = true
-	copts.DisableIdentity = true
+	c := connSettings(o)
+	copts.PoolSize = cmp.Or(c.PoolSize, copts.PoolSize)
+	copts.DialTimeout, copts.ReadTimeout, copts.WriteTimeout, copts.PoolTimeout = c.DialTimeout, c.ReadTimeout, c.WriteTimeout, c.PoolTimeout
+	copts.MaxRetries, copts.MinRetryBackoff, copts.MaxRetryBackoff = c.MaxRetries, c.MinRetryBackoff, c.MaxRetryBackoff
+	copts.ContextTimeoutEnabled, copts.DisableIdentity = c.ContextTimeoutEnabled, c.DisableIdentity
 	copts.ClusterStateReloadInterval = clusterReload
 	// Route by key only. With routing policies the client fetches COMMAND
 	// from the nodes (again on every command while that fails, as it does
