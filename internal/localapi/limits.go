@@ -1,5 +1,13 @@
 package localapi
 
+import (
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+)
+
 // minMaxConns is the least defaultMaxConns gives, however low the open-file
 // limit.
 const minMaxConns = 64
@@ -15,4 +23,70 @@ func defaultMaxConns() int {
 		n = max(int(lim/4), minMaxConns)
 	}
 	return n
+}
+
+// capListener caps the open connections of a listener at cap(slots). A
+// connection over the cap gets the API's JSON error (503
+// too_many_connections, Retry-After: 1) and is closed, so a client sees the
+// same error shape as from any other refusal, not the web server's plain
+// text. A slot is freed when the server closes the connection.
+type capListener struct {
+	net.Listener
+	slots chan struct{}
+	log   *slog.Logger
+	once  sync.Once // the first refusal is logged
+}
+
+func newCapListener(ln net.Listener, maxConns int, log *slog.Logger) *capListener {
+	return &capListener{Listener: ln, slots: make(chan struct{}, maxConns), log: log}
+}
+
+// tooManyConns is the whole answer to a connection over the cap.
+var tooManyConns = func() []byte {
+	body := appendError(nil, "too_many_connections",
+		"", "the sidecar has as many open connections as it serves; retry, and reuse connections (keep-alive)", 0)
+	return fmt.Appendf(nil, "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"+
+		"Retry-After: 1\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+}()
+
+// Accept returns the next connection within the cap; those over it are
+// answered and closed without reaching the caller.
+func (l *capListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		select {
+		case l.slots <- struct{}{}:
+			return &capConn{Conn: c, slots: l.slots}, nil
+		default:
+		}
+		l.once.Do(func() {
+			l.log.Warn("connection refused: too many open connections (logged once)",
+				"listener", l.Addr().String(), "max_conns", cap(l.slots))
+		})
+		go refuseConn(c)
+	}
+}
+
+// refuseConn writes the over-cap answer, without waiting long for a client
+// that does not read, and closes c.
+func refuseConn(c net.Conn) {
+	_ = c.SetWriteDeadline(time.Now().Add(time.Second))
+	_, _ = c.Write(tooManyConns)
+	_ = c.Close()
+}
+
+// capConn frees its listener slot once, at its first Close.
+type capConn struct {
+	net.Conn
+	slots chan struct{}
+	once  sync.Once
+}
+
+func (c *capConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(func() { <-c.slots })
+	return err
 }

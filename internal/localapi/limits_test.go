@@ -2,7 +2,9 @@ package localapi
 
 import (
 	"bufio"
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -13,6 +15,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/valyala/fasthttp"
 )
 
 // limitServer is a local API with a publisher that accepts everything,
@@ -95,11 +99,12 @@ func TestLimits_defaults(t *testing.T) {
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("got read, write, idle timeouts, header limit, per-IP cap, streaming, no multipart, secure logs %v, want %v", got, want)
 	}
-	if n := s.srv.Concurrency; n < minMaxConns || n > DefaultMaxConns || n != defaultMaxConns() {
+	n := cap(s.tcp.(*capListener).slots)
+	if n < minMaxConns || n > DefaultMaxConns || n != defaultMaxConns() {
 		t.Errorf("got connection cap %d, want defaultMaxConns() = %d, between %d and %d", n, defaultMaxConns(), minMaxConns, DefaultMaxConns)
 	}
-	if lim := openFileLimit(); lim >= 4*DefaultMaxConns && s.srv.Concurrency != DefaultMaxConns {
-		t.Errorf("open-file limit %d: got connection cap %d, want %d", lim, s.srv.Concurrency, DefaultMaxConns)
+	if lim := openFileLimit(); lim >= 4*DefaultMaxConns && n != DefaultMaxConns {
+		t.Errorf("open-file limit %d: got connection cap %d, want %d", lim, n, DefaultMaxConns)
 	}
 }
 
@@ -332,7 +337,8 @@ func TestLimits_announced_bodies_take_no_memory_until_they_arrive(t *testing.T) 
 }
 
 // TestLimits_connections_are_capped_per_listener: beyond MaxConns a new
-// connection is answered 503 and closed; a freed slot serves again.
+// connection is answered 503 with the API's JSON error and closed; a freed
+// slot serves again.
 func TestLimits_connections_are_capped_per_listener(t *testing.T) {
 	const maxConns = 8
 	ls := startLimitServer(t, Options{MaxConns: maxConns})
@@ -349,6 +355,20 @@ func TestLimits_connections_are_capped_per_listener(t *testing.T) {
 	got, _ := io.ReadAll(extra)
 	if !strings.HasPrefix(string(got), "HTTP/1.1 503 ") {
 		t.Fatalf("connection %d: got %q, want a 503 and the connection closed", maxConns+1, firstLine(got))
+	}
+	resp := fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseResponse(resp)
+	if err := resp.Read(bufio.NewReader(bytes.NewReader(got))); err != nil {
+		t.Fatalf("connection %d: the 503 is not an HTTP response: %v", maxConns+1, err)
+	}
+	var body struct {
+		Error struct{ Code, Message string } `json:"error"`
+	}
+	if err := json.Unmarshal(resp.Body(), &body); err != nil || body.Error.Code != "too_many_connections" || body.Error.Message == "" {
+		t.Errorf("connection %d: got body %q (%v), want the JSON error too_many_connections", maxConns+1, resp.Body(), err)
+	}
+	if ct, ra := string(resp.Header.ContentType()), string(resp.Header.Peek("Retry-After")); ct != "application/json" || ra != "1" {
+		t.Errorf("connection %d: got Content-Type %q, Retry-After %q, want application/json, 1", maxConns+1, ct, ra)
 	}
 	idle[0].Close()
 	deadline = time.Now().Add(5 * time.Second)

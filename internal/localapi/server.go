@@ -198,10 +198,11 @@ func New(o Options, pub Publisher) (*Server, error) {
 		ReadTimeout:                  o.ReadTimeout,
 		WriteTimeout:                 o.WriteTimeout,
 		IdleTimeout:                  o.IdleTimeout,
-		// Concurrency is per listener (each Serve has its own worker pool).
-		// No MaxConnsPerIP: every TCP client is 127.0.0.1, so it would be a
-		// second global cap; Concurrency is that cap.
-		Concurrency: o.MaxConns,
+		// The listeners cap the connections (capListener: over the cap, the
+		// API's JSON 503). Concurrency, per listener, is only a backstop
+		// above that, for connections the server has not closed yet. No
+		// MaxConnsPerIP: every TCP client is 127.0.0.1.
+		Concurrency: 2 * o.MaxConns,
 		// An idle keep-alive connection gives its read and write buffers back.
 		ReduceMemoryUsage: true,
 		// fasthttp's error logs then never quote the request, whose headers
@@ -213,14 +214,18 @@ func New(o Options, pub Publisher) (*Server, error) {
 	}
 
 	var err error
-	if s.tcp, err = net.Listen("tcp", o.Listen); err != nil {
+	tcp, err := net.Listen("tcp", o.Listen)
+	if err != nil {
 		return nil, fmt.Errorf("--listen %s: %w", o.Listen, err)
 	}
+	s.tcp = newCapListener(tcp, o.MaxConns, s.log)
 	if o.Socket != "" {
-		if s.unix, err = listenUnix(o.Socket); err != nil {
+		unix, err := listenUnix(o.Socket)
+		if err != nil {
 			s.tcp.Close()
 			return nil, fmt.Errorf("--socket %s: %w", o.Socket, err)
 		}
+		s.unix = newCapListener(unix, o.MaxConns, s.log)
 	}
 	return s, nil
 }
