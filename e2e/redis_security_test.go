@@ -457,6 +457,12 @@ func TestRedisACL_a_user_missing_a_needed_command_is_reported_clearly(t *testing
 			if a := call(t, sc, "POST", "/v1/events", eventBody("invoice.paid", "acme"), nil); a.Status != 202 {
 				t.Fatalf("publish: got %d %s, want 202", a.Status, a.Raw)
 			}
+			// Every other check passes, but the sidecar cannot read the
+			// stream it now has to: it must not say it is ready.
+			msg := waitNotReady(t, sc, "xreadgroup")
+			if want := "reading events fails: xreadgroup: redis: NOPERM this user has no permissions to run the 'xreadgroup' command"; msg != want {
+				t.Errorf("/readyz message: got %q, want %q", msg, want)
+			}
 			waitLogged(t, sc, "NOPERM this user has no permissions to run the 'xreadgroup' command")
 			if n := len(app.Received()); n != 0 {
 				t.Errorf("pushes: got %d, want 0", n)

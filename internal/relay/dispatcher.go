@@ -70,11 +70,26 @@ type Dispatcher struct {
 
 	router  atomic.Pointer[subscription.Router]
 	loadErr atomic.Pointer[error] // last failed load before the first success
+	// readFail is set while reading events fails: the latest error and when
+	// the failures began; nil once a read succeeds (see Ready).
+	readFail atomic.Pointer[readFailure]
 
 	// acks, set by readLoop before its first delivery, queues acknowledgements
 	// for ackLoop; nil (deliver called outside readLoop) acks synchronously.
 	acks chan *Message
 }
+
+// readFailure is a run of failed reads: the latest error, and since when.
+type readFailure struct {
+	err   error
+	since time.Time
+}
+
+// readFailGrace is how long reading events may fail before the sidecar says
+// it is not ready: longer than a blip (a read retried at once), shorter than
+// a probe's patience. A Redis user without permission to read the stream
+// is ready by every other check but delivers nothing.
+const readFailGrace = 2 * time.Second
 
 const (
 	// ackQueue bounds the acknowledgements waiting for ackLoop. Each holds
@@ -113,13 +128,32 @@ func NewDispatcher(cfg DispatcherConfig, sub Inbox, app App, m *metrics.Metrics,
 	return d, nil
 }
 
-// Ready returns nil once the subscriptions are loaded, else why not.
-// Safe for concurrent use.
+// Ready returns nil once the subscriptions are loaded and while reading
+// events works (it may have failed for less than readFailGrace), else why
+// not. Safe for concurrent use.
 func (d *Dispatcher) Ready() error {
-	if d.router.Load() != nil {
-		return nil
+	if d.router.Load() == nil {
+		return *d.loadErr.Load()
 	}
-	return *d.loadErr.Load()
+	if f := d.readFail.Load(); f != nil && time.Since(f.since) >= readFailGrace {
+		return fmt.Errorf("reading events fails: %w", f.err)
+	}
+	return nil
+}
+
+// readFailed records a failed read; readWorked ends a run of them.
+func (d *Dispatcher) readFailed(err error) {
+	since := time.Now()
+	if f := d.readFail.Load(); f != nil {
+		since = f.since
+	}
+	d.readFail.Store(&readFailure{err: err, since: since})
+}
+
+func (d *Dispatcher) readWorked() {
+	if d.readFail.Load() != nil {
+		d.readFail.Store(nil)
+	}
 }
 
 // Run loads the subscriptions (retrying until the app answers), then reads and
@@ -254,12 +288,14 @@ func (d *Dispatcher) readLoop(ctx context.Context) {
 				break
 			}
 			d.metrics.BrokerErrors.WithLabelValues("fetch").Inc()
+			d.readFailed(err)
 			wait := backoff.next()
 			d.log.Warn("reading events failed", "group", d.cfg.Group, "error", err, "retry_in", wait.String())
 			sleep(ctx, wait)
 			continue
 		}
 		backoff.reset()
+		d.readWorked()
 		for _, m := range msgs {
 			inflight.Add(1)
 			go func(m *Message) {
