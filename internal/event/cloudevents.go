@@ -170,103 +170,54 @@ func DecodeCloudEvent(body []byte) (*Event, error) {
 			invalid = err
 		}
 	}
-	s.ws()
-	if !s.expect('{', "a structured CloudEvent must be a JSON object") {
-		return nil, s.bodyError()
-	}
-	s.ws()
-	if s.peek() == '}' {
-		s.i++
-	} else {
-	members:
-		for {
-			s.field = ""
-			if s.peek() != '"' {
-				s.fail("expected a quoted attribute name")
-				break
-			}
-			ks, ke, kesc, ok := s.str()
-			if !ok {
-				break
-			}
-			key := body[ks:ke]
-			if kesc {
-				key = []byte(unescape(key))
-			}
-			a := lookupCE(key)
-			s.ws()
-			if !s.expect(':', "expected ':' after an attribute name") {
-				break
-			}
-			s.ws()
-			if a != ceUnknown {
-				s.field = ceName(a)
-			}
-			switch c := s.peek(); {
-			case a == ceUnknown:
-				if !isCEName(key) {
-					name := truncateBytes(key)
-					if name == "" {
-						name = `""` // Field is empty only for invalid_json on the whole body
-					}
-					setInvalid(CodeUnknownField, name, "%s is not a CloudEvents attribute name "+
-						"(lower-case letters and digits only)%s", quote(string(key)), ceDidYouMean(key))
-				}
-				s.value(1) // an extension the sidecar does not use
-			case seen&(1<<a) != 0:
-				setInvalid(CodeInvalidField, ceName(a), "attribute %q appears more than once", ceName(a))
-				s.value(1)
-			case a >= ceReplay:
-				setInvalid(CodeReservedField, ceName(a), "extension %q is set only by the sidecar on replay "+
-					"and may not be published", ceName(a))
-				s.value(1)
-			case c == 'n':
-				s.literal("null")
-			case a == ceDataBase64:
-				setInvalid(CodeInvalidField, ceName(a), "data_base64 is not supported: data must be a JSON object "+
-					"with datacontenttype application/json")
-				s.value(1)
-			case a == ceData && c == '{':
-				start := s.i
-				if s.value(1) {
-					spans[a] = span{start: start, end: s.i}
-				}
-			case a == ceData:
-				setInvalid(CodeInvalidField, ceName(a), "data must be a JSON object, not %s", kind(c))
-				s.value(1)
-			case c == '"':
-				if start, end, esc, ok := s.str(); ok {
-					spans[a] = span{start: start, end: end, esc: esc}
-				}
-			default:
-				setInvalid(CodeInvalidField, ceName(a), "%s must be a string, not %s", ceName(a), kind(c))
-				s.value(1)
-			}
-			if a != ceUnknown {
-				seen |= 1 << a
-			}
-			if s.err != "" {
-				break
-			}
-			s.field = ""
-			s.ws()
-			switch s.peek() {
-			case ',':
-				s.i++
-				s.ws()
-			case '}':
-				s.i++
-				break members
-			default:
-				s.fail("expected ',' or '}' after an attribute value")
-				break members
-			}
+	o := object{notObject: "a structured CloudEvent must be a JSON object", thing: "attribute", what: "the CloudEvent object"}
+	for key, ok := s.nextMember(&o); ok; key, ok = s.nextMember(&o) {
+		a := lookupCE(key)
+		if a != ceUnknown {
+			s.field = ceName(a)
 		}
-	}
-	if s.err == "" {
-		s.ws()
-		if s.i < len(body) {
-			s.fail("unexpected data after the CloudEvent object")
+		switch c := s.peek(); {
+		case a == ceUnknown:
+			if !isCEName(key) {
+				name := truncateBytes(key)
+				if name == "" {
+					name = `""` // Field is empty only for invalid_json on the whole body
+				}
+				setInvalid(CodeUnknownField, name, "%s is not a CloudEvents attribute name "+
+					"(lower-case letters and digits only)%s", quote(string(key)), ceDidYouMean(key))
+			}
+			s.value(1) // an extension the sidecar does not use
+		case seen&(1<<a) != 0:
+			setInvalid(CodeInvalidField, ceName(a), "attribute %q appears more than once", ceName(a))
+			s.value(1)
+		case a >= ceReplay:
+			setInvalid(CodeReservedField, ceName(a), "extension %q is set only by the sidecar on replay "+
+				"and may not be published", ceName(a))
+			s.value(1)
+		case c == 'n':
+			s.literal("null")
+		case a == ceDataBase64:
+			setInvalid(CodeInvalidField, ceName(a), "data_base64 is not supported: data must be a JSON object "+
+				"with datacontenttype application/json")
+			s.value(1)
+		case a == ceData && c == '{':
+			start := s.i
+			if s.value(1) {
+				spans[a] = span{start: start, end: s.i}
+			}
+		case a == ceData:
+			setInvalid(CodeInvalidField, ceName(a), "data must be a JSON object, not %s", kind(c))
+			s.value(1)
+		case c == '"':
+			if start, end, esc, ok := s.str(); ok {
+				spans[a] = span{start: start, end: end, esc: esc}
+			}
+		default:
+			setInvalid(CodeInvalidField, ceName(a), "%s must be a string, not %s", ceName(a), kind(c))
+			s.value(1)
+		}
+		if a != ceUnknown {
+			seen |= 1 << a
 		}
 	}
 	if s.err != "" {

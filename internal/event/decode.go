@@ -117,94 +117,45 @@ func Decode(body []byte) (*Event, error) {
 		}
 	}
 
-	s.ws()
-	if !s.expect('{', "the body must be a JSON object") {
-		return nil, s.bodyError()
-	}
-	s.ws()
-	if s.peek() == '}' {
-		s.i++
-	} else {
-	members:
-		for {
-			s.field = ""
-			if s.peek() != '"' {
-				s.fail("expected a quoted field name")
-				break
-			}
-			ks, ke, kesc, ok := s.str()
-			if !ok {
-				break
-			}
-			key := body[ks:ke]
-			if kesc {
-				key = []byte(unescape(key))
-			}
-			f := lookupField(key)
-			s.ws()
-			if !s.expect(':', "expected ':' after a field name") {
-				break
-			}
-			s.ws()
-			if f != fUnknown {
-				s.field = fieldName(f)
-			}
-			switch c := s.peek(); {
-			case f == fUnknown:
-				setInvalid(CodeUnknownField, f, key, "unknown field %s%s; the fields of an event are "+
-					"id, type, source, timestamp, correlationId, tenantId, userId, version and data",
-					quote(string(key)), didYouMean(key))
-				s.value(1)
-			case seen&(1<<f) != 0:
-				setInvalid(CodeInvalidField, f, key, "field %q appears more than once", fieldName(f))
-				s.value(1)
-			case f > fData:
-				setInvalid(CodeReservedField, f, key, "field %q is set only by the sidecar on replay "+
-					"and may not be published", fieldName(f))
-				s.value(1)
-			case c == 'n':
-				s.literal("null")
-			case f == fData && c == '{':
-				start := s.i
-				if s.value(1) {
-					data = span{start: start, end: s.i}
-				}
-			case f == fData:
-				setInvalid(CodeInvalidField, f, key, "data must be a JSON object, not %s", kind(c))
-				s.value(1)
-			case c == '"':
-				if start, end, esc, ok := s.str(); ok {
-					strs[f] = span{start: start, end: end, esc: esc}
-				}
-			default:
-				setInvalid(CodeInvalidField, f, key, "%s must be a string, not %s", fieldName(f), kind(c))
-				s.value(1)
-			}
-			if f != fUnknown {
-				seen |= 1 << f
-			}
-			if s.err != "" {
-				break
-			}
-			s.field = ""
-			s.ws()
-			switch s.peek() {
-			case ',':
-				s.i++
-				s.ws()
-			case '}':
-				s.i++
-				break members
-			default:
-				s.fail("expected ',' or '}' after a field value")
-				break members
-			}
+	o := object{notObject: "the body must be a JSON object", thing: "field", what: "the event object"}
+	for key, ok := s.nextMember(&o); ok; key, ok = s.nextMember(&o) {
+		f := lookupField(key)
+		if f != fUnknown {
+			s.field = fieldName(f)
 		}
-	}
-	if s.err == "" {
-		s.ws()
-		if s.i < len(body) {
-			s.fail("unexpected data after the event object")
+		switch c := s.peek(); {
+		case f == fUnknown:
+			setInvalid(CodeUnknownField, f, key, "unknown field %s%s; the fields of an event are "+
+				"id, type, source, timestamp, correlationId, tenantId, userId, version and data",
+				quote(string(key)), didYouMean(key))
+			s.value(1)
+		case seen&(1<<f) != 0:
+			setInvalid(CodeInvalidField, f, key, "field %q appears more than once", fieldName(f))
+			s.value(1)
+		case f > fData:
+			setInvalid(CodeReservedField, f, key, "field %q is set only by the sidecar on replay "+
+				"and may not be published", fieldName(f))
+			s.value(1)
+		case c == 'n':
+			s.literal("null")
+		case f == fData && c == '{':
+			start := s.i
+			if s.value(1) {
+				data = span{start: start, end: s.i}
+			}
+		case f == fData:
+			setInvalid(CodeInvalidField, f, key, "data must be a JSON object, not %s", kind(c))
+			s.value(1)
+		case c == '"':
+			if start, end, esc, ok := s.str(); ok {
+				strs[f] = span{start: start, end: end, esc: esc}
+			}
+		default:
+			setInvalid(CodeInvalidField, f, key, "%s must be a string, not %s", fieldName(f), kind(c))
+			s.value(1)
+		}
+		if f != fUnknown {
+			seen |= 1 << f
 		}
 	}
 	if s.err != "" {
@@ -308,6 +259,92 @@ type scanner struct {
 	i     int    // next byte to read
 	err   string // first syntax error with its position, "" while none
 	field string // top-level field whose value is being scanned, for errors
+}
+
+// object is a JSON object that must make up the whole of a scanner's
+// input, as nextMember walks it: notObject is the error when the input is
+// not an object, thing names its members ("field") and what the object
+// itself ("the event object").
+type object struct {
+	notObject, thing, what string
+	started                bool
+}
+
+// nextMember moves to o's next member: it reads the quoted name (unescaped
+// if need be), the ':' and the space around them, and returns the name with
+// s at the value, which the caller reads (setting s.field to name the member
+// in errors; nextMember clears it). It returns false after the closing '}'
+// (having checked that nothing follows) or at the first syntax error, in
+// s.err. Written as a loop:
+//
+//	o := object{…}
+//	for key, ok := s.nextMember(&o); ok; key, ok = s.nextMember(&o) { … }
+func (s *scanner) nextMember(o *object) ([]byte, bool) {
+	if !o.started {
+		o.started = true
+		s.ws()
+		if !s.expect('{', o.notObject) {
+			return nil, false
+		}
+		s.ws()
+		if s.peek() == '}' {
+			s.i++
+			return nil, s.end(o)
+		}
+	} else {
+		if s.err != "" {
+			return nil, false
+		}
+		s.field = ""
+		s.ws()
+		switch s.peek() {
+		case ',':
+			s.i++
+			s.ws()
+		case '}':
+			s.i++
+			return nil, s.end(o)
+		default:
+			return nil, s.fail("expected ',' or '}' after " + article(o.thing) + " value")
+		}
+	}
+	s.field = ""
+	if s.peek() != '"' {
+		return nil, s.fail("expected a quoted " + o.thing + " name")
+	}
+	ks, ke, kesc, ok := s.str()
+	if !ok {
+		return nil, false
+	}
+	key := s.b[ks:ke]
+	if kesc {
+		key = []byte(unescape(key))
+	}
+	s.ws()
+	if s.peek() != ':' { // the message is built only on failure: this runs per member
+		return nil, s.fail("expected ':' after " + article(o.thing) + " name")
+	}
+	s.i++
+	s.ws()
+	return key, true
+}
+
+// end checks that nothing but space follows o's closing '}'; it returns
+// false (the walk is over either way).
+func (s *scanner) end(o *object) bool {
+	s.ws()
+	if s.i < len(s.b) {
+		s.fail("unexpected data after " + o.what)
+	}
+	return false
+}
+
+// article is thing with "a" or "an" before it.
+func article(thing string) string {
+	if strings.ContainsRune("aeiou", rune(thing[0])) {
+		return "an " + thing
+	}
+	return "a " + thing
 }
 
 // fail records msg at the current position and returns false.

@@ -312,3 +312,34 @@ func TestDecode_does_not_retain_body(t *testing.T) {
 		t.Errorf("got %q %q %q after overwriting the body, want the decoded values", e.Type, e.TenantID, e.Data)
 	}
 }
+
+// Both decoders walk their object the same way (scanner.nextMember); each
+// names its own members and object in the syntax errors a client reads.
+func TestDecode_and_DecodeCloudEvent_name_their_members_in_syntax_errors(t *testing.T) {
+	tests := []struct {
+		body, event, cloudEvent string
+	}{
+		{`[]`, "the body must be a JSON object at byte 0", "a structured CloudEvent must be a JSON object at byte 0"},
+		{`{1:2}`, "expected a quoted field name at byte 1", "expected a quoted attribute name at byte 1"},
+		{`{"type" "a.b"}`, "expected ':' after a field name at byte 8", "expected ':' after an attribute name at byte 8"},
+		{`{"type":"a.b" "id":"x"}`, "expected ',' or '}' after a field value at byte 14",
+			"expected ',' or '}' after an attribute value at byte 14"},
+		{`{"type":"a.b"} {}`, "unexpected data after the event object at byte 15",
+			"unexpected data after the CloudEvent object at byte 15"},
+		{`{} x`, "unexpected data after the event object at byte 3", "unexpected data after the CloudEvent object at byte 3"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.body, func(t *testing.T) {
+			for _, c := range []struct {
+				decode func([]byte) (*Event, error)
+				want   string
+			}{{Decode, tt.event}, {DecodeCloudEvent, tt.cloudEvent}} {
+				_, err := c.decode([]byte(tt.body))
+				var e *Error
+				if !errors.As(err, &e) || e.Code != CodeInvalidJSON || e.Message != "body is not valid JSON: "+c.want {
+					t.Errorf("got %v, want invalid_json %q", err, "body is not valid JSON: "+c.want)
+				}
+			}
+		})
+	}
+}
