@@ -10,7 +10,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -26,12 +25,9 @@ import (
 // reads its range with an ordered consumer on P_events that starts at the
 // range's start time, and re-publishes what matches to the same subjects.
 
-// Timings and page sizes of this store's replay jobs (the shared bounds are
-// in relay).
+// Timings and batch sizes of this store's replay jobs (the shared bounds
+// and the heartbeat are in relay).
 const (
-	replayHeartbeat   = time.Second      // ≤ 2 s, well under relay.ReplayStaleAfter
-	replayProgressLog = 10 * time.Second // how often a running job logs its counters
-
 	// A batch is re-published (asynchronously, then awaited) once it holds
 	// replayBatchMax events or replayBatchBytes; the ordered consumer
 	// buffers at most replayBatchMax messages ahead of the reader.
@@ -79,7 +75,7 @@ type Replayer struct {
 	// pub is the JetStream context re-published events go through: its
 	// own async ack subscription and ack timeout, apart from Publish's.
 	pub jetstream.JetStream
-	// heartbeat is replayHeartbeat; tests shorten it.
+	// heartbeat is relay.ReplayHeartbeat; tests shorten it.
 	heartbeat time.Duration
 
 	slots *relay.ReplaySlots
@@ -101,7 +97,7 @@ func NewReplayer(s *Store, o ReplayOptions) (*Replayer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("jsstore: replay publisher: %w", err)
 	}
-	return &Replayer{s: s, o: o, log: o.Logger, pub: pub, heartbeat: replayHeartbeat, slots: relay.NewReplaySlots(o.MaxRunning)}, nil
+	return &Replayer{s: s, o: o, log: o.Logger, pub: pub, heartbeat: relay.ReplayHeartbeat, slots: relay.NewReplaySlots(o.MaxRunning)}, nil
 }
 
 // Run lets jobs start until ctx ends; it then cancels the running jobs,
@@ -139,101 +135,19 @@ func (r *Replayer) StartReplay(ctx context.Context, req relay.ReplayRequest) (re
 	return job, nil
 }
 
-// replayProgress counts a job's work; the job's reader writes it, its
-// heartbeat reads it.
-type replayProgress struct{ scanned, matched, republished atomic.Int64 }
-
-// run executes one job and records how it ended. A heartbeat goroutine,
-// owned by run, writes the counters and updatedAt every second and logs them
-// every 10 s; when the record is no longer this job's to write (a reader
-// declared it failed because the heartbeat was late), the job stops.
-// rev is the record's revision as the job last wrote it.
+// run executes one job (see relay.RunReplayJob); rev is the record's
+// revision as the job last wrote it, then as each save leaves it.
 func (r *Replayer) run(ctx context.Context, job relay.ReplayJob, rev uint64) {
-	jctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	log := r.log.With("replay_id", job.ID, "tenant", job.Tenant)
-	log.Info("replay started", "from", replayTimeAttr(job.From), "to", replayTimeAttr(job.To), "requested_to", replayTimeAttr(job.RequestedTo),
-		"types", job.Types, "group", job.Group, "owner", job.Owner)
-
-	var p replayProgress
-	var lost atomic.Bool
-	hbDone := make(chan struct{})
-	go func() {
-		defer close(hbDone)
-		r.heartbeatLoop(jctx, cancel, log, job, &rev, &p, &lost)
-	}()
-	start := time.Now()
-	err := r.replayRange(jctx, job, &p)
-	cancel()
-	<-hbDone // rev is the heartbeat's until it has returned
-
-	attrs := []any{"scanned", p.scanned.Load(), "matched", p.matched.Load(), "republished", p.republished.Load(),
-		"duration", time.Since(start).Round(time.Millisecond).String()}
-	if lost.Load() {
-		log.Error("replay abandoned: its record was declared failed while it ran (heartbeat late by over "+
-			relay.ReplayStaleAfter.String()+")", attrs...)
-		return
-	}
-	status, msg := relay.ReplayDone, ""
-	if err != nil {
-		status, msg = relay.ReplayFailed, err.Error()
-		if ctx.Err() != nil {
-			msg = relay.ShutdownReplayError
-		}
-	}
-	// The final write must happen even when the job was cancelled by shutdown.
-	bctx, bcancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-	defer bcancel()
-	ok, serr := r.s.saveReplay(bctx, job, &rev, &p, status, msg)
-	switch {
-	case serr != nil:
-		log.Error("recording the end of a replay failed; readers will show it failed once its heartbeat is "+
-			relay.ReplayStaleAfter.String()+" old", append(attrs, "status", status, "error", serr)...)
-	case !ok:
-		log.Error("replay record was gone or taken over when the job ended", append(attrs, "status", status)...)
-	case status == relay.ReplayDone:
-		log.Info("replay finished", append(attrs, "status", status)...)
-	default:
-		log.Error("replay failed", append(attrs, "status", status, "error", msg)...)
-	}
-}
-
-// heartbeatLoop writes the job's counters and updatedAt every r.heartbeat
-// and logs them every replayProgressLog, until ctx ends. A write that finds
-// the record no longer running under this owner sets lost and cancels the job.
-func (r *Replayer) heartbeatLoop(ctx context.Context, cancel context.CancelFunc, log *slog.Logger, job relay.ReplayJob,
-	rev *uint64, p *replayProgress, lost *atomic.Bool) {
-	t := time.NewTicker(r.heartbeat)
-	defer t.Stop()
-	lastLog := time.Now()
-	failures := 0
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		ok, err := r.s.saveReplay(ctx, job, rev, p, "", "")
-		switch {
-		case err != nil && ctx.Err() == nil:
-			// Logged the first time and every 10th, not every second.
-			if failures%10 == 0 {
-				log.Warn("replay heartbeat failed", "error", err)
-			}
-			failures++
-		case err == nil && !ok:
-			lost.Store(true)
-			cancel()
-			return
-		case err == nil:
-			failures = 0
-		}
-		if time.Since(lastLog) >= replayProgressLog {
-			lastLog = time.Now()
-			log.Info("replay progress", "scanned", p.scanned.Load(), "matched", p.matched.Load(),
-				"republished", p.republished.Load())
-		}
-	}
+	relay.RunReplayJob(ctx, relay.ReplayJobRun{
+		Job: job,
+		Replay: func(ctx context.Context, p *relay.ReplayProgress) error {
+			return r.replayRange(ctx, job, p)
+		},
+		Save: func(ctx context.Context, p *relay.ReplayProgress, status, msg string) (bool, error) {
+			return r.s.saveReplay(ctx, job, &rev, p, status, msg)
+		},
+		Heartbeat: r.heartbeat, Logger: r.log,
+	})
 }
 
 // replayRecord is a job as stored in the replays bucket. Times are UTC;
@@ -378,10 +292,10 @@ func replayJSON(rec replayRecord) []byte {
 // when another revision is found running under this owner (the reply to the
 // job's own write was lost), the write is made on that one. It returns false
 // when the record is no longer this running job's.
-func (s *Store) saveReplay(ctx context.Context, job relay.ReplayJob, rev *uint64, p *replayProgress, status, msg string) (bool, error) {
+func (s *Store) saveReplay(ctx context.Context, job relay.ReplayJob, rev *uint64, p *relay.ReplayProgress, status, msg string) (bool, error) {
 	now := replayMs(time.Now())
 	rec := replayRecordOf(job)
-	rec.Scanned, rec.Matched, rec.Republished = p.scanned.Load(), p.matched.Load(), p.republished.Load()
+	rec.Scanned, rec.Matched, rec.Republished = p.Scanned.Load(), p.Matched.Load(), p.Republished.Load()
 	rec.UpdatedAt = now
 	if status != "" {
 		rec.Status, rec.Error, rec.FinishedAt = status, replayErrorText(msg), now
@@ -558,7 +472,7 @@ func validJobID(id string) bool {
 // Matching events are collected into batches of replayBatchMax events or
 // replayBatchBytes and each batch is re-published before the reader goes on,
 // so memory is a batch plus the consumer's buffer, whatever the range.
-func (r *Replayer) replayRange(ctx context.Context, job relay.ReplayJob, p *replayProgress) error {
+func (r *Replayer) replayRange(ctx context.Context, job relay.ReplayJob, p *relay.ReplayProgress) error {
 	s := r.s
 	if !job.To.After(job.From) {
 		return nil
@@ -620,9 +534,9 @@ func (r *Replayer) replayRange(ctx context.Context, job relay.ReplayJob, p *repl
 		if !md.Timestamp.Before(job.To) {
 			return flush()
 		}
-		p.scanned.Add(1)
+		p.Scanned.Add(1)
 		if out := replayMessage(m, md.Sequence.Stream, job); out != nil {
-			p.matched.Add(1)
+			p.Matched.Add(1)
 			batch = append(batch, out)
 			size += len(out.Data) + len(out.Subject)
 			for k, v := range out.Header {
@@ -700,9 +614,9 @@ func replayMessage(m jetstream.Msg, seq uint64, job relay.ReplayJob) *nats.Msg {
 // Messages whose publish met an unavailable server (or whose ack did not come
 // within replayAckTimeout) are sent again, up to replayRetries times; one
 // whose outcome is unknown may then be stored twice: replays are at least
-// once. Each stored message counts in p.republished and in the published
+// once. Each stored message counts in p.Republished and in the published
 // stats.
-func (r *Replayer) republish(ctx context.Context, batch []*nats.Msg, p *replayProgress) error {
+func (r *Replayer) republish(ctx context.Context, batch []*nats.Msg, p *relay.ReplayProgress) error {
 	pending := batch
 	futures := make([]jetstream.PubAckFuture, 0, len(batch))
 	wait := 250 * time.Millisecond
@@ -730,12 +644,12 @@ func (r *Replayer) republish(ctx context.Context, batch []*nats.Msg, p *replayPr
 					first = err
 				}
 			case <-ctx.Done():
-				p.republished.Add(int64(ok))
+				p.Republished.Add(int64(ok))
 				r.s.published.Add(int64(ok))
 				return ctx.Err()
 			}
 		}
-		p.republished.Add(int64(ok))
+		p.Republished.Add(int64(ok))
 		r.s.published.Add(int64(ok))
 		if first == nil {
 			return nil
@@ -759,5 +673,3 @@ func (r *Replayer) republish(ctx context.Context, batch []*nats.Msg, p *replayPr
 	}
 	return nil
 }
-
-func replayTimeAttr(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z07:00") }

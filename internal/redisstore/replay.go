@@ -8,7 +8,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -25,12 +24,9 @@ import (
 //	<prefix>:replays      sorted set: job id by start time (ms), trimmed to
 //	                      --retention when a job starts
 
-// Timings and page sizes of this store's replay jobs (the shared bounds are
-// in relay).
+// Timings and page sizes of this store's replay jobs (the shared bounds and
+// the heartbeat are in relay).
 const (
-	replayHeartbeat   = time.Second      // ≤ 2 s, well under relay.ReplayStaleAfter
-	replayProgressLog = 10 * time.Second // how often a running job logs its counters
-
 	// A page is one XRANGE: at most replayPageMax entries, sized so that it
 	// holds about replayPageBytes (from the average entry size of the page
 	// before), and never fewer than replayPageMin entries. The first page is
@@ -124,100 +120,18 @@ func (r *Replayer) StartReplay(ctx context.Context, req relay.ReplayRequest) (re
 	return job, nil
 }
 
-// progress counts a job's work; the job's reader writes it, its heartbeat
-// reads it.
-type progress struct{ scanned, matched, republished atomic.Int64 }
-
-// run executes one job and records how it ended. A heartbeat goroutine,
-// owned by run, writes the counters and updatedAt every second and logs them
-// every 10 s; when the record is no longer this job's to write (a reader
-// declared it failed because the heartbeat was late), the job stops.
+// run executes one job (see relay.RunReplayJob).
 func (r *Replayer) run(ctx context.Context, job relay.ReplayJob) {
-	jctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	log := r.log.With("replay_id", job.ID, "tenant", job.Tenant)
-	log.Info("replay started", "from", fmtMs(job.From), "to", fmtMs(job.To), "requested_to", fmtMs(job.RequestedTo),
-		"types", job.Types, "group", job.Group, "owner", job.Owner)
-
-	var p progress
-	var lost atomic.Bool
-	hbDone := make(chan struct{})
-	go func() {
-		defer close(hbDone)
-		r.heartbeat(jctx, cancel, log, job, &p, &lost)
-	}()
-	start := time.Now()
-	err := r.s.replayRange(jctx, job, r.o.PageSize, &p)
-	cancel()
-	<-hbDone
-
-	attrs := []any{"scanned", p.scanned.Load(), "matched", p.matched.Load(), "republished", p.republished.Load(),
-		"duration", time.Since(start).Round(time.Millisecond).String()}
-	if lost.Load() {
-		log.Error("replay abandoned: its record was declared failed while it ran (heartbeat late by over "+
-			relay.ReplayStaleAfter.String()+")", attrs...)
-		return
-	}
-	status, msg := relay.ReplayDone, ""
-	if err != nil {
-		status, msg = relay.ReplayFailed, err.Error()
-		if ctx.Err() != nil {
-			msg = relay.ShutdownReplayError
-		}
-	}
-	// The final write must happen even when the job was cancelled by shutdown.
-	bctx, bcancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-	defer bcancel()
-	ok, serr := r.s.saveReplay(bctx, job, &p, status, msg)
-	switch {
-	case serr != nil:
-		log.Error("recording the end of a replay failed; readers will show it failed once its heartbeat is "+
-			relay.ReplayStaleAfter.String()+" old", append(attrs, "status", status, "error", serr)...)
-	case !ok:
-		log.Error("replay record was gone or taken over when the job ended", append(attrs, "status", status)...)
-	case status == relay.ReplayDone:
-		log.Info("replay finished", append(attrs, "status", status)...)
-	default:
-		log.Error("replay failed", append(attrs, "status", status, "error", msg)...)
-	}
-}
-
-// heartbeat writes the job's counters and updatedAt every replayHeartbeat and
-// logs them every replayProgressLog, until ctx ends. A write that finds the
-// record no longer running under this owner sets lost and cancels the job.
-func (r *Replayer) heartbeat(ctx context.Context, cancel context.CancelFunc, log *slog.Logger, job relay.ReplayJob,
-	p *progress, lost *atomic.Bool) {
-	t := time.NewTicker(replayHeartbeat)
-	defer t.Stop()
-	lastLog := time.Now()
-	failures := 0
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		ok, err := r.s.saveReplay(ctx, job, p, "", "")
-		switch {
-		case err != nil && ctx.Err() == nil:
-			// Logged the first time and every 10th, not every second.
-			if failures%10 == 0 {
-				log.Warn("replay heartbeat failed", "error", err)
-			}
-			failures++
-		case err == nil && !ok:
-			lost.Store(true)
-			cancel()
-			return
-		case err == nil:
-			failures = 0
-		}
-		if time.Since(lastLog) >= replayProgressLog {
-			lastLog = time.Now()
-			log.Info("replay progress", "scanned", p.scanned.Load(), "matched", p.matched.Load(),
-				"republished", p.republished.Load())
-		}
-	}
+	relay.RunReplayJob(ctx, relay.ReplayJobRun{
+		Job: job,
+		Replay: func(ctx context.Context, p *relay.ReplayProgress) error {
+			return r.s.replayRange(ctx, job, r.o.PageSize, p)
+		},
+		Save: func(ctx context.Context, p *relay.ReplayProgress, status, msg string) (bool, error) {
+			return r.s.saveReplay(ctx, job, p, status, msg)
+		},
+		Logger: r.log,
+	})
 }
 
 // createReplay checks the tenant and group against the registries, reads the
@@ -325,10 +239,10 @@ return 1
 `)
 
 // saveReplay runs replaySaveScript; status "" writes progress only.
-func (s *Store) saveReplay(ctx context.Context, job relay.ReplayJob, p *progress, status, msg string) (bool, error) {
+func (s *Store) saveReplay(ctx context.Context, job relay.ReplayJob, p *relay.ReplayProgress, status, msg string) (bool, error) {
 	key := s.keys.replay(job.ID)
 	n, err := replaySaveScript.Run(ctx, s.rdb, []string{key}, job.Owner,
-		p.scanned.Load(), p.matched.Load(), p.republished.Load(), status, truncate(msg, 1024),
+		p.Scanned.Load(), p.Matched.Load(), p.Republished.Load(), status, truncate(msg, 1024),
 		s.recordTTL().Milliseconds()).Int()
 	if err != nil {
 		return false, fmt.Errorf("save replay %s: %w", key, classify(err))
@@ -483,7 +397,7 @@ func decodeReplayJob(id string, flat []any) relay.ReplayJob {
 
 // replayRange replays every tenant of the job in turn (for "*", the tenants
 // of the registry when the job runs, in sorted order), counting into p.
-func (s *Store) replayRange(ctx context.Context, job relay.ReplayJob, pageSize int, p *progress) error {
+func (s *Store) replayRange(ctx context.Context, job relay.ReplayJob, pageSize int, p *relay.ReplayProgress) error {
 	tenants := []string{job.Tenant}
 	if job.Tenant == relay.AllTenants {
 		members, err := s.rdb.SMembers(ctx, s.keys.tenants()).Result()
@@ -512,7 +426,7 @@ func (s *Store) replayRange(ctx context.Context, job relay.ReplayJob, pageSize i
 // page at a time, and re-publishes the matching entries of each page in one
 // pipeline before reading the next. Memory is one page, whatever the range.
 func (s *Store) replayTenant(ctx context.Context, job relay.ReplayJob, tenant string, fromMs, toMs int64,
-	pageSize int, p *progress) error {
+	pageSize int, p *relay.ReplayProgress) error {
 	stream := s.keys.stream(tenant)
 	start, end := strconv.FormatInt(fromMs, 10), strconv.FormatInt(toMs-1, 10)
 	count := min(replayFirstPage, pageSize)
@@ -539,8 +453,8 @@ func (s *Store) replayTenant(ctx context.Context, job relay.ReplayJob, tenant st
 				batch = append(batch, ev.AppendValues(make([]any, 0, 30)))
 			}
 		}
-		p.scanned.Add(int64(len(msgs)))
-		p.matched.Add(int64(len(batch)))
+		p.Scanned.Add(int64(len(msgs)))
+		p.Matched.Add(int64(len(batch)))
 		if err := s.republish(ctx, stream, batch, p); err != nil {
 			return err
 		}
@@ -596,7 +510,7 @@ func entrySize(m redis.XMessage) int {
 // the retention like every publish (MINID ~). Entries whose XADD met an
 // unavailable Redis are sent again (retryUnavailable); one whose outcome is
 // unknown (a timeout) may then be written twice: replays are at least once.
-func (s *Store) republish(ctx context.Context, stream string, batch [][]any, p *progress) error {
+func (s *Store) republish(ctx context.Context, stream string, batch [][]any, p *relay.ReplayProgress) error {
 	return retryUnavailable(ctx, func() error {
 		if len(batch) == 0 {
 			return nil
@@ -630,7 +544,7 @@ func (s *Store) republish(ctx context.Context, stream string, batch [][]any, p *
 				}
 				continue
 			}
-			p.republished.Add(1)
+			p.Republished.Add(1)
 		}
 		batch = failed
 		if first != nil {
@@ -665,5 +579,3 @@ func retryUnavailable(ctx context.Context, f func() error) error {
 		wait *= 2
 	}
 }
-
-func fmtMs(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z07:00") }
