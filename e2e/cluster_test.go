@@ -285,6 +285,38 @@ func TestRedisCluster_with_wait_replicas_a_master_killed_mid_publish_loses_no_ac
 	r.checkDelivered(t, ready)
 }
 
+// Managed Redis Clusters run over TLS: the sidecar reaches them with
+// rediss:// and the provider's CA (--redis-ca), and verifies every node's
+// certificate, for the address that node announces, on every master it
+// writes to and reads from.
+func TestRedisCluster_over_TLS_publishes_and_delivers_on_every_master(t *testing.T) {
+	b := startRedisCluster(t, redistest.ClusterOptions{TLS: true})
+	if !strings.HasPrefix(b.cluster.URL(), "rediss://") {
+		t.Fatalf("cluster URL %q, want rediss://", b.cluster.URL())
+	}
+	tenants := tenantsPerMaster(t, b, 1)
+	app := apptest.New(t, apptest.WithSubscriptions(apptest.Sub{Pattern: "**", Path: "/e"}))
+	sc := startSidecar(t, b, app, "--redis-ca", b.cluster.TLSFiles().CA)
+	pub := &clusterPublisher{sc: sc, accepted: map[string]bool{}, last: map[string]time.Time{}}
+	for i, tenant := range tenants {
+		if pub.publish(t, tenant, i) == "" {
+			t.FailNow()
+		}
+	}
+	eventually(t, 10*time.Second, "every tenant's event pushed", func() bool {
+		got := countIDs(app.Received())
+		for id := range pub.acceptedIDs() {
+			if got[id] == 0 {
+				return false
+			}
+		}
+		return true
+	})
+	if n := pub.unavailable.Load(); n != 0 {
+		t.Errorf("got %d publishes answered 503, want none on a healthy cluster", n)
+	}
+}
+
 func TestRedisCluster_flag_with_a_Redis_without_cluster_support_fails_at_start_naming_it(t *testing.T) {
 	rb := startRedis(t)
 	out, code := sidecartest.Run(t, []string{"--redis-url", rb.srv.URL(), "--redis-cluster"}, nil)

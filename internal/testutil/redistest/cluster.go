@@ -2,6 +2,7 @@ package redistest
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"os/exec"
 	"strconv"
@@ -44,6 +45,11 @@ type ClusterOptions struct {
 	// always, like Options.AppendOnly: what a master acknowledged survives
 	// Kill and is there again after Restart.
 	AppendOnly bool
+	// TLS makes every node accept only TLS connections, clients, the
+	// cluster bus and replication alike (--tls-cluster, --tls-replication),
+	// with one CA and one server certificate for all (Cluster.TLSFiles). URL
+	// is then rediss://, and Client speaks TLS.
+	TLS bool
 }
 
 // Cluster is a Redis Cluster of redis-server processes owned by a test. It
@@ -55,6 +61,9 @@ type Cluster struct {
 	// admins[i] talks to nodes[i] alone (not a cluster client): the waits
 	// ask every node for its own view of the cluster.
 	admins []*redis.Client
+	// tlsFiles and tlsConf are set with ClusterOptions.TLS (see Server).
+	tlsFiles TLSFiles
+	tlsConf  *tls.Config
 }
 
 // StartCluster starts a Redis Cluster of real redis-server processes on free
@@ -107,6 +116,17 @@ func StartCluster(t testing.TB, opts ...ClusterOptions) *Cluster {
 		},
 	}
 	c := &Cluster{}
+	if o.TLS {
+		c.tlsFiles = NewTLSFiles(t)
+		if c.tlsConf, err = c.tlsFiles.Config(); err != nil {
+			t.Fatalf("redistest.StartCluster: %v", err)
+		}
+		nodeOpts.TLS, nodeOpts.files = true, &c.tlsFiles
+		// A node accepts another on the cluster bus only with a client
+		// certificate, whatever --tls-auth-clients says.
+		nodeOpts.Args = append(nodeOpts.Args, "--tls-cluster", "yes", "--tls-replication", "yes",
+			"--tls-client-cert-file", c.tlsFiles.ClientCert, "--tls-client-key-file", c.tlsFiles.ClientKey)
+	}
 	t.Cleanup(func() {
 		for _, a := range c.admins {
 			_ = a.Close()
@@ -122,11 +142,15 @@ func StartCluster(t testing.TB, opts ...ClusterOptions) *Cluster {
 			WriteTimeout: time.Second,
 			MaxRetries:   -1, // the waits poll again
 			PoolSize:     2,
+			TLSConfig:    c.clientTLS(),
 		}))
 	}
 
 	args := append([]string{"--cluster", "create"}, c.Addrs()...)
 	args = append(args, "--cluster-replicas", strconv.Itoa(o.Replicas), "--cluster-yes")
+	if o.TLS {
+		args = append(args, "--tls", "--cacert", c.tlsFiles.CA, "--cert", c.tlsFiles.ClientCert, "--key", c.tlsFiles.ClientKey)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), clusterCreateTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, cli, args...)
@@ -143,11 +167,16 @@ func StartCluster(t testing.TB, opts ...ClusterOptions) *Cluster {
 
 // URL returns the cluster's --redis-url: the first node as the host and
 // every other node as an addr= seed, the form go-redis ParseClusterURL takes:
-// "redis://127.0.0.1:P1?addr=127.0.0.1:P2&addr=…".
+// "redis://127.0.0.1:P1?addr=127.0.0.1:P2&addr=…" (rediss:// with
+// ClusterOptions.TLS).
 func (c *Cluster) URL() string {
 	addrs := c.Addrs()
 	var b strings.Builder
-	b.WriteString("redis://" + addrs[0])
+	if c.tlsConf != nil {
+		b.WriteString("rediss://" + addrs[0])
+	} else {
+		b.WriteString("redis://" + addrs[0])
+	}
 	for i, a := range addrs[1:] {
 		if i == 0 {
 			b.WriteString("?addr=")
@@ -169,12 +198,25 @@ func (c *Cluster) Addrs() []string {
 	return addrs
 }
 
+// TLSFiles returns the certificate files of a cluster started with
+// ClusterOptions.TLS: one CA, and one server certificate for 127.0.0.1 that
+// every node presents.
+func (c *Cluster) TLSFiles() TLSFiles { return c.tlsFiles }
+
+// clientTLS is a fresh client configuration with ClusterOptions.TLS, else nil.
+func (c *Cluster) clientTLS() *tls.Config {
+	if c.tlsConf == nil {
+		return nil
+	}
+	return c.tlsConf.Clone()
+}
+
 // Client returns a go-redis cluster client seeded with every node, closed
 // when t ends. It follows failovers and survives Kill and Restart: commands
 // fail while the slot's master is down and work again after.
 func (c *Cluster) Client(t testing.TB) *redis.ClusterClient {
 	t.Helper()
-	cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Addrs()})
+	cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Addrs(), TLSConfig: c.clientTLS()})
 	t.Cleanup(func() { _ = cc.Close() })
 	return cc
 }

@@ -2,6 +2,7 @@ package redistest_test
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"slices"
 	"strings"
@@ -48,6 +49,7 @@ func TestStartCluster_serves_a_key_in_every_masters_slot_range(t *testing.T) {
 	}{
 		{"default: 3 masters with 1 replica each", nil, 3, 1},
 		{"4 masters without replicas", []redistest.ClusterOptions{{Masters: 4, Replicas: -1}}, 4, 0},
+		{"TLS everywhere", []redistest.ClusterOptions{{TLS: true}}, 3, 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -56,6 +58,22 @@ func TestStartCluster_serves_a_key_in_every_masters_slot_range(t *testing.T) {
 			start := time.Now()
 			c := redistest.StartCluster(t, tt.opts...)
 			t.Logf("StartCluster took %v", time.Since(start).Round(time.Millisecond))
+
+			var tlsConf *tls.Config // for the direct clients below
+			if len(tt.opts) == 1 && tt.opts[0].TLS {
+				var err error
+				if tlsConf, err = c.TLSFiles().Config(); err != nil {
+					t.Fatal(err)
+				}
+				if !strings.HasPrefix(c.URL(), "rediss://") {
+					t.Errorf("URL() = %q, want rediss://", c.URL())
+				}
+				plain := redis.NewClient(&redis.Options{Addr: c.Addrs()[0], MaxRetries: -1})
+				if err := plain.Ping(ctx).Err(); err == nil {
+					t.Errorf("PING without TLS on %s: got an answer, want the node to refuse it", c.Addrs()[0])
+				}
+				_ = plain.Close()
+			}
 
 			addrs := c.Addrs()
 			if got, want := len(addrs), tt.wantMasters*(1+tt.wantReplicas); got != want {
@@ -85,7 +103,7 @@ func TestStartCluster_serves_a_key_in_every_masters_slot_range(t *testing.T) {
 				t.Errorf("got %d masters %v, want %d", len(masters), masters, tt.wantMasters)
 			}
 			for m := range masters {
-				direct := redis.NewClient(&redis.Options{Addr: m})
+				direct := redis.NewClient(&redis.Options{Addr: m, TLSConfig: tlsConf})
 				repl, err := direct.Info(ctx, "replication").Result()
 				_ = direct.Close()
 				if err != nil {
@@ -114,7 +132,7 @@ func TestStartCluster_serves_a_key_in_every_masters_slot_range(t *testing.T) {
 					t.Errorf("MasterOf(%s) = %s, want %s", key, got, master)
 				}
 				// The master itself holds it: no redirect for a plain client.
-				direct := redis.NewClient(&redis.Options{Addr: master})
+				direct := redis.NewClient(&redis.Options{Addr: master, TLSConfig: tlsConf})
 				got, err := direct.Get(ctx, key).Result()
 				_ = direct.Close()
 				if err != nil || got != "v-"+key {

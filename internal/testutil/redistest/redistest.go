@@ -61,6 +61,10 @@ type Options struct {
 	// requires a client certificate signed by the CA, "optional" checks one when
 	// given, "no" asks for none. "" means "no" (redis-server's own default is yes).
 	TLSAuthClients string
+
+	// files, with TLS, are the certificates to use instead of new ones: the
+	// nodes of a cluster share one CA, so that they trust each other.
+	files *TLSFiles
 }
 
 // Server is one redis-server process owned by a test.
@@ -124,7 +128,11 @@ func startServer(t testing.TB, caller string, o Options, clusterBus bool) *Serve
 		t.Fatalf("%s: TLSAuthClients is %q, want yes, no or optional", caller, a)
 	}
 	if s.opts.TLS {
-		s.tlsFiles = NewTLSFiles(t)
+		if s.opts.files != nil {
+			s.tlsFiles = *s.opts.files
+		} else {
+			s.tlsFiles = NewTLSFiles(t)
+		}
 		if s.tlsConf, err = s.tlsFiles.Config(); err != nil {
 			t.Fatalf("%s: %v", caller, err)
 		}
