@@ -315,6 +315,14 @@ func TestRedisCluster_over_TLS_publishes_and_delivers_on_every_master(t *testing
 	if n := pub.unavailable.Load(); n != 0 {
 		t.Errorf("got %d publishes answered 503, want none on a healthy cluster", n)
 	}
+
+	// Without the CA no node is trusted: not ready, saying why.
+	untrusting := sidecartest.Start(t, sidecartest.Options{NoWait: true,
+		Args: append(b.args(), "--tenant", "acme", "--admin-token", adminToken)})
+	msg := waitNotReady(t, untrusting, "certificate signed by unknown authority")
+	if !strings.HasPrefix(msg, "broker: ") {
+		t.Errorf("/readyz message without --redis-ca: got %q, want it to name the broker", msg)
+	}
 }
 
 func TestRedisCluster_flag_with_a_Redis_without_cluster_support_fails_at_start_naming_it(t *testing.T) {

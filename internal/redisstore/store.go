@@ -272,6 +272,7 @@ func newClient(o Options) (*redis.Client, error) {
 	ropts.PoolSize = cmp.Or(c.PoolSize, ropts.PoolSize)
 	ropts.DialTimeout, ropts.ReadTimeout, ropts.WriteTimeout, ropts.PoolTimeout = c.DialTimeout, c.ReadTimeout, c.WriteTimeout, c.PoolTimeout
 	ropts.MaxRetries, ropts.MinRetryBackoff, ropts.MaxRetryBackoff = c.MaxRetries, c.MinRetryBackoff, c.MaxRetryBackoff
+	ropts.DialerRetries, ropts.DialerRetryTimeout = c.DialerRetries, c.DialerRetryTimeout
 	ropts.ContextTimeoutEnabled, ropts.DisableIdentity = c.ContextTimeoutEnabled, c.DisableIdentity
 	return redis.NewClient(ropts), nil
 }
@@ -281,14 +282,21 @@ func newClient(o Options) (*redis.Client, error) {
 // go-redis's default).
 func connSettings(o Options) redis.Options {
 	return redis.Options{
-		PoolSize:              o.PoolSize,
-		DialTimeout:           dialTimeout,
-		ReadTimeout:           readTimeout(o),
-		WriteTimeout:          ioTimeout,
-		PoolTimeout:           poolTimeout,
-		MaxRetries:            maxRetries,
-		MinRetryBackoff:       50 * time.Millisecond,
-		MaxRetryBackoff:       500 * time.Millisecond,
+		PoolSize:        o.PoolSize,
+		DialTimeout:     dialTimeout,
+		ReadTimeout:     readTimeout(o),
+		WriteTimeout:    ioTimeout,
+		PoolTimeout:     poolTimeout,
+		MaxRetries:      maxRetries,
+		MinRetryBackoff: 50 * time.Millisecond,
+		MaxRetryBackoff: 500 * time.Millisecond,
+		// Two dial attempts, not go-redis's five: commands are retried on
+		// top (MaxRetries), and a node that refuses connections, or a
+		// certificate it cannot verify, is then reported within the
+		// readiness check's time with its own error (five attempts on each
+		// of a cluster's seeds outlasted it: "context deadline exceeded").
+		DialerRetries:         2,
+		DialerRetryTimeout:    100 * time.Millisecond,
 		ContextTimeoutEnabled: true,
 		// No CLIENT SETINFO on each new connection: the sidecar does not
 		// need it, Redis before 7.2 does not know it, and the ACL user of
@@ -318,6 +326,7 @@ func newClusterClient(o Options) (*redis.ClusterClient, error) {
 	copts.PoolSize = cmp.Or(c.PoolSize, copts.PoolSize)
 	copts.DialTimeout, copts.ReadTimeout, copts.WriteTimeout, copts.PoolTimeout = c.DialTimeout, c.ReadTimeout, c.WriteTimeout, c.PoolTimeout
 	copts.MaxRetries, copts.MinRetryBackoff, copts.MaxRetryBackoff = c.MaxRetries, c.MinRetryBackoff, c.MaxRetryBackoff
+	copts.DialerRetries, copts.DialerRetryTimeout = c.DialerRetries, c.DialerRetryTimeout
 	copts.ContextTimeoutEnabled, copts.DisableIdentity = c.ContextTimeoutEnabled, c.DisableIdentity
 	copts.ClusterStateReloadInterval = clusterReload
 	// Route by key only. With routing policies the client fetches COMMAND
