@@ -2,6 +2,7 @@ package localapi
 
 import (
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"sync"
@@ -33,12 +34,21 @@ func defaultMaxConns() int {
 type capListener struct {
 	net.Listener
 	slots chan struct{}
-	log   *slog.Logger
-	once  sync.Once // the first refusal is logged
+	// refusing bounds the refusals in progress: each holds its connection
+	// for up to refuseTimeout; beyond it a connection is just closed.
+	refusing chan struct{}
+	log      *slog.Logger
+	once     sync.Once // the first refusal is logged
 }
 
+// Bounds of refusing a connection over the cap.
+const (
+	maxRefusing   = 64
+	refuseTimeout = time.Second
+)
+
 func newCapListener(ln net.Listener, maxConns int, log *slog.Logger) *capListener {
-	return &capListener{Listener: ln, slots: make(chan struct{}, maxConns), log: log}
+	return &capListener{Listener: ln, slots: make(chan struct{}, maxConns), refusing: make(chan struct{}, maxRefusing), log: log}
 }
 
 // tooManyConns is the whole answer to a connection over the cap.
@@ -66,16 +76,32 @@ func (l *capListener) Accept() (net.Conn, error) {
 			l.log.Warn("connection refused: too many open connections (logged once)",
 				"listener", l.Addr().String(), "max_conns", cap(l.slots))
 		})
-		go refuseConn(c)
+		select {
+		case l.refusing <- struct{}{}:
+			go func() {
+				defer func() { <-l.refusing }()
+				refuseConn(c)
+			}()
+		default:
+			_ = c.Close()
+		}
 	}
 }
 
-// refuseConn writes the over-cap answer, without waiting long for a client
-// that does not read, and closes c.
+// refuseConn writes the over-cap answer and closes c gracefully: it ends its
+// side first and reads what the client sent (its request) until the client
+// closes or refuseTimeout passes. Closing with the request unread would reset
+// the connection, and the client could lose the answer.
 func refuseConn(c net.Conn) {
-	_ = c.SetWriteDeadline(time.Now().Add(time.Second))
-	_, _ = c.Write(tooManyConns)
-	_ = c.Close()
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(refuseTimeout))
+	if _, err := c.Write(tooManyConns); err != nil {
+		return
+	}
+	if cw, ok := c.(interface{ CloseWrite() error }); ok {
+		_ = cw.CloseWrite()
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(c, 1<<20))
 }
 
 // capConn frees its listener slot once, at its first Close.

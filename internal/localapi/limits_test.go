@@ -351,8 +351,16 @@ func TestLimits_connections_are_capped_per_listener(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	extra := ls.dial(t)
-	_ = extra.SetReadDeadline(time.Now().Add(5 * time.Second))
-	got, _ := io.ReadAll(extra)
+	_ = extra.SetDeadline(time.Now().Add(5 * time.Second))
+	// Like a real client, it sends its request at once; the answer must
+	// still arrive, not a reset connection.
+	if _, err := extra.Write([]byte("POST /v1/events HTTP/1.1\r\nHost: sidecar\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}")); err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(extra)
+	if err != nil {
+		t.Fatalf("connection %d: read the answer: %v (got %q)", maxConns+1, err, got)
+	}
 	if !strings.HasPrefix(string(got), "HTTP/1.1 503 ") {
 		t.Fatalf("connection %d: got %q, want a 503 and the connection closed", maxConns+1, firstLine(got))
 	}
