@@ -37,6 +37,7 @@ type capListener struct {
 	// refusing bounds the refusals in progress: each holds its connection
 	// for up to refuseTimeout; beyond it a connection is just closed.
 	refusing chan struct{}
+	answer   []byte // the whole answer to a connection over the cap
 	log      *slog.Logger
 	once     sync.Once // the first refusal is logged
 }
@@ -48,16 +49,13 @@ const (
 )
 
 func newCapListener(ln net.Listener, maxConns int, log *slog.Logger) *capListener {
-	return &capListener{Listener: ln, slots: make(chan struct{}, maxConns), refusing: make(chan struct{}, maxRefusing), log: log}
-}
-
-// tooManyConns is the whole answer to a connection over the cap.
-var tooManyConns = func() []byte {
 	body := appendError(nil, "too_many_connections",
 		"", "the sidecar has as many open connections as it serves; retry, and reuse connections (keep-alive)", 0)
-	return fmt.Appendf(nil, "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"+
+	answer := fmt.Appendf(nil, "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"+
 		"Retry-After: 1\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
-}()
+	return &capListener{Listener: ln, slots: make(chan struct{}, maxConns), refusing: make(chan struct{}, maxRefusing),
+		answer: answer, log: log}
+}
 
 // Accept returns the next connection within the cap; those over it are
 // answered and closed without reaching the caller.
@@ -80,7 +78,7 @@ func (l *capListener) Accept() (net.Conn, error) {
 		case l.refusing <- struct{}{}:
 			go func() {
 				defer func() { <-l.refusing }()
-				refuseConn(c)
+				refuseConn(c, l.answer)
 			}()
 		default:
 			_ = c.Close()
@@ -88,14 +86,14 @@ func (l *capListener) Accept() (net.Conn, error) {
 	}
 }
 
-// refuseConn writes the over-cap answer and closes c gracefully: it ends its
+// refuseConn writes answer and closes c gracefully: it ends its
 // side first and reads what the client sent (its request) until the client
 // closes or refuseTimeout passes. Closing with the request unread would reset
 // the connection, and the client could lose the answer.
-func refuseConn(c net.Conn) {
+func refuseConn(c net.Conn, answer []byte) {
 	defer c.Close()
 	_ = c.SetDeadline(time.Now().Add(refuseTimeout))
-	if _, err := c.Write(tooManyConns); err != nil {
+	if _, err := c.Write(answer); err != nil {
 		return
 	}
 	if cw, ok := c.(interface{ CloseWrite() error }); ok {
