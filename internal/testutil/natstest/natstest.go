@@ -11,16 +11,12 @@
 package natstest
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"net"
-	"os"
-	"os/exec"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -29,6 +25,7 @@ import (
 
 	"github.com/hyvve/sidecar/internal/testutil/freeport"
 	"github.com/hyvve/sidecar/internal/testutil/gobuild"
+	"github.com/hyvve/sidecar/internal/testutil/proc"
 )
 
 const (
@@ -42,15 +39,7 @@ type Server struct {
 	bin  string
 	dir  string
 	port int
-	log  *syncBuffer // the server's output, across restarts
-
-	mu   sync.Mutex // guards proc
-	proc *process   // nil once killed
-}
-
-type process struct {
-	cmd  *exec.Cmd
-	done chan struct{}
+	run  proc.Runner // the nats-server process; run.Out is its output, across restarts
 }
 
 // Start builds nats-server (once per test binary), runs it with JetStream on a free
@@ -62,11 +51,11 @@ func Start(t testing.TB) *Server {
 	if err != nil {
 		t.Fatalf("natstest.Start: %v", err)
 	}
-	s := &Server{bin: bin, dir: t.TempDir(), log: &syncBuffer{}}
+	s := &Server{bin: bin, dir: t.TempDir()}
 	t.Cleanup(func() {
 		_ = s.stop()
 		if t.Failed() {
-			t.Logf("natstest: log of nats-server on %s:\n%s", s.Addr(), s.log.String())
+			t.Logf("natstest: log of nats-server on %s:\n%s", s.Addr(), s.run.Out.String())
 		}
 	})
 	for attempt := 1; ; attempt++ {
@@ -78,7 +67,7 @@ func Start(t testing.TB) *Server {
 			return s
 		}
 		if !errors.Is(err, errAddrInUse) || attempt == startAttempts {
-			t.Fatalf("natstest.Start: %v\nnats-server log:\n%s", err, s.log.String())
+			t.Fatalf("natstest.Start: %v\nnats-server log:\n%s", err, s.run.Out.String())
 		}
 	}
 }
@@ -105,37 +94,24 @@ func (s *Server) Restart(t testing.TB) {
 	if err := s.stop(); err != nil {
 		t.Fatalf("natstest.Restart: %v", err)
 	}
-	fmt.Fprintf(s.log, "--- natstest: restart ---\n")
+	fmt.Fprintf(&s.run.Out, "--- natstest: restart ---\n")
 	if err := s.start(); err != nil {
-		t.Fatalf("natstest.Restart: %v\nnats-server log:\n%s", err, s.log.String())
+		t.Fatalf("natstest.Restart: %v\nnats-server log:\n%s", err, s.run.Out.String())
 	}
 }
 
 var errAddrInUse = errors.New("address already in use")
 
 func (s *Server) start() error {
-	logStart := s.log.Len()
-	cmd := exec.Command(s.bin, "-a", "127.0.0.1", "-p", strconv.Itoa(s.port), "-js", "-sd", s.dir,
-		"-n", "natstest-"+strconv.Itoa(s.port))
-	cmd.Dir = s.dir
-	cmd.Stdout = s.log
-	cmd.Stderr = s.log
-	cmd.SysProcAttr = sysProcAttr()
-	cmd.WaitDelay = time.Second
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start nats-server: %w", err)
+	logStart := s.run.Out.Len()
+	exited, err := s.run.Start(s.bin, []string{"-a", "127.0.0.1", "-p", strconv.Itoa(s.port), "-js", "-sd", s.dir,
+		"-n", "natstest-" + strconv.Itoa(s.port)}, s.dir)
+	if err != nil {
+		return err
 	}
-	p := &process{cmd: cmd, done: make(chan struct{})}
-	go func() {
-		_ = cmd.Wait()
-		close(p.done)
-	}()
-	s.mu.Lock()
-	s.proc = p
-	s.mu.Unlock()
-	if err := waitJetStream(s.URL(), p.done); err != nil {
+	if err := waitJetStream(s.URL(), exited); err != nil {
 		_ = s.stop()
-		if strings.Contains(s.log.String()[logStart:], "address already in use") {
+		if strings.Contains(s.run.Out.Since(logStart), "address already in use") {
 			return fmt.Errorf("port %d: %w", s.port, errAddrInUse)
 		}
 		return err
@@ -179,50 +155,4 @@ func jetStreamAnswers(ctx context.Context, url string) error {
 	return err
 }
 
-func (s *Server) stop() error {
-	s.mu.Lock()
-	p := s.proc
-	s.proc = nil
-	s.mu.Unlock()
-	if p == nil {
-		return nil
-	}
-	select {
-	case <-p.done:
-		return nil
-	default:
-	}
-	if err := p.cmd.Process.Kill(); err != nil && !errors.Is(err, os.ErrProcessDone) {
-		return fmt.Errorf("kill nats-server pid %d: %w", p.cmd.Process.Pid, err)
-	}
-	select {
-	case <-p.done:
-		return nil
-	case <-time.After(stopTimeout):
-		return fmt.Errorf("nats-server pid %d did not exit within %v of SIGKILL", p.cmd.Process.Pid, stopTimeout)
-	}
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent writes and reads.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) Len() int {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Len()
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+func (s *Server) stop() error { return s.run.Kill(stopTimeout) }

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/hyvve/sidecar/internal/testutil/proc"
 )
 
 const (
@@ -154,7 +156,7 @@ func StartCluster(t testing.TB, opts ...ClusterOptions) *Cluster {
 	ctx, cancel := context.WithTimeout(context.Background(), clusterCreateTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, cli, args...)
-	cmd.SysProcAttr = sysProcAttr()
+	cmd.SysProcAttr = proc.SysProcAttr()
 	cmd.WaitDelay = time.Second
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("redistest.StartCluster: redis-cli %s: %v\n%s\n%s", strings.Join(args, " "), err, out, c.logTails())
@@ -458,7 +460,7 @@ func (c *Cluster) logTails() string {
 		if s.running() {
 			state = "running"
 		}
-		fmt.Fprintf(&b, "--- redis-server %s (%s), last lines of its log:\n%s\n", s.Addr(), state, tail(s.log.String(), logTailLines))
+		fmt.Fprintf(&b, "--- redis-server %s (%s), last lines of its log:\n%s\n", s.Addr(), state, tail(s.run.Out.String(), logTailLines))
 	}
 	return b.String()
 }

@@ -14,23 +14,21 @@ package redistest
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"os/exec"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/hyvve/sidecar/internal/testutil/freeport"
+	"github.com/hyvve/sidecar/internal/testutil/proc"
 )
 
 const (
@@ -73,7 +71,7 @@ type Server struct {
 	dir  string
 	port int
 	opts Options
-	log  *syncBuffer // the server's stdout and stderr, across restarts
+	run  proc.Runner // the redis-server process; run.Out is its output, across restarts
 	// tlsFiles and tlsConf are set with Options.TLS; tlsConf is the client side
 	// (the CA, the client certificate), used by Client and the readiness check.
 	tlsFiles TLSFiles
@@ -82,16 +80,6 @@ type Server struct {
 	// StartCluster, 0 for a plain server. It stays the same across Restart:
 	// the other nodes know the node by it.
 	busPort int
-
-	mu   sync.Mutex // guards proc
-	proc *process   // nil once killed
-}
-
-// process is one run of redis-server; done is closed when it has exited.
-type process struct {
-	cmd  *exec.Cmd
-	done chan struct{}
-	err  error // from cmd.Wait, valid after done is closed
 }
 
 // Start runs redis-server on a free 127.0.0.1 port with its dir in t.TempDir(), waits
@@ -120,7 +108,7 @@ func startServer(t testing.TB, caller string, o Options, clusterBus bool) *Serve
 	if err != nil {
 		t.Fatalf("%s: %v", caller, err)
 	}
-	s := &Server{bin: bin, dir: t.TempDir(), log: &syncBuffer{}, opts: o}
+	s := &Server{bin: bin, dir: t.TempDir(), opts: o}
 	switch a := s.opts.TLSAuthClients; {
 	case a != "" && !s.opts.TLS:
 		t.Fatalf("%s: TLSAuthClients %q needs TLS", caller, a)
@@ -140,7 +128,7 @@ func startServer(t testing.TB, caller string, o Options, clusterBus bool) *Serve
 	t.Cleanup(func() {
 		s.stop()
 		if t.Failed() {
-			t.Logf("redistest: log of redis-server on %s:\n%s", s.Addr(), s.log.String())
+			t.Logf("redistest: log of redis-server on %s:\n%s", s.Addr(), s.run.Out.String())
 		}
 	})
 
@@ -160,7 +148,7 @@ func startServer(t testing.TB, caller string, o Options, clusterBus bool) *Serve
 			return s
 		}
 		if !errors.Is(err, errAddrInUse) || attempt == startAttempts {
-			t.Fatalf("%s: %v\nredis-server log:\n%s", caller, err, s.log.String())
+			t.Fatalf("%s: %v\nredis-server log:\n%s", caller, err, s.run.Out.String())
 		}
 		if clusterBus {
 			s.busPort = 0 // the bus port may be the one taken: pick both again
@@ -220,9 +208,9 @@ func (s *Server) Restart(t testing.TB) {
 	if err := s.stop(); err != nil {
 		t.Fatalf("redistest.Restart: %v", err)
 	}
-	fmt.Fprintf(s.log, "--- redistest: restart ---\n")
+	fmt.Fprintf(&s.run.Out, "--- redistest: restart ---\n")
 	if err := s.start(); err != nil {
-		t.Fatalf("redistest.Restart: %v\nredis-server log:\n%s", err, s.log.String())
+		t.Fatalf("redistest.Restart: %v\nredis-server log:\n%s", err, s.run.Out.String())
 	}
 }
 
@@ -265,28 +253,14 @@ func (s *Server) start() error {
 	}
 	args = append(args, s.opts.Args...)
 
-	logStart := s.log.Len()
-	cmd := exec.Command(s.bin, args...)
-	cmd.Dir = s.dir
-	cmd.Stdout = s.log
-	cmd.Stderr = s.log
-	cmd.SysProcAttr = sysProcAttr()
-	cmd.WaitDelay = time.Second
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start redis-server: %w", err)
+	logStart := s.run.Out.Len()
+	exited, err := s.run.Start(s.bin, args, s.dir)
+	if err != nil {
+		return err
 	}
-	p := &process{cmd: cmd, done: make(chan struct{})}
-	go func() {
-		p.err = cmd.Wait()
-		close(p.done)
-	}()
-	s.mu.Lock()
-	s.proc = p
-	s.mu.Unlock()
-
-	if err := waitPing(s.Addr(), s.tlsConf, p.done, readyTimeout); err != nil {
+	if err := waitPing(s.Addr(), s.tlsConf, exited, readyTimeout); err != nil {
 		_ = s.stop()
-		if strings.Contains(s.log.String()[logStart:], "Address already in use") {
+		if strings.Contains(s.run.Out.Since(logStart), "Address already in use") {
 			return fmt.Errorf("port %d: %w", s.port, errAddrInUse)
 		}
 		return err
@@ -296,45 +270,10 @@ func (s *Server) start() error {
 
 // running reports whether the server's process is up: started, and neither
 // killed nor exited on its own.
-func (s *Server) running() bool {
-	s.mu.Lock()
-	p := s.proc
-	s.mu.Unlock()
-	if p == nil {
-		return false
-	}
-	select {
-	case <-p.done:
-		return false
-	default:
-		return true
-	}
-}
+func (s *Server) running() bool { return s.run.Running() }
 
 // stop kills the current process, if any, and waits for it to exit.
-func (s *Server) stop() error {
-	s.mu.Lock()
-	p := s.proc
-	s.proc = nil
-	s.mu.Unlock()
-	if p == nil {
-		return nil
-	}
-	select {
-	case <-p.done:
-		return nil // exited on its own
-	default:
-	}
-	if err := p.cmd.Process.Kill(); err != nil && !errors.Is(err, os.ErrProcessDone) {
-		return fmt.Errorf("kill redis-server pid %d: %w", p.cmd.Process.Pid, err)
-	}
-	select {
-	case <-p.done:
-		return nil
-	case <-time.After(stopTimeout):
-		return fmt.Errorf("redis-server pid %d did not exit within %v of SIGKILL", p.cmd.Process.Pid, stopTimeout)
-	}
-}
+func (s *Server) stop() error { return s.run.Kill(stopTimeout) }
 
 // waitPing polls addr with a raw PING (over TLS when conf is not nil) until it answers
 // +PONG (a server still loading its AOF answers -LOADING), the process exits, or
@@ -390,29 +329,4 @@ func ping(ctx context.Context, addr string, conf *tls.Config) error {
 		return fmt.Errorf("PING answered %q", line)
 	}
 	return nil
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent writes (from the process's output
-// copiers) and reads (from the test).
-type syncBuffer struct {
-	mu  sync.Mutex // guards buf
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) Len() int {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Len()
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

@@ -28,6 +28,7 @@ import (
 
 	"github.com/hyvve/sidecar/internal/testutil/freeport"
 	"github.com/hyvve/sidecar/internal/testutil/gobuild"
+	"github.com/hyvve/sidecar/internal/testutil/proc"
 )
 
 const (
@@ -163,7 +164,7 @@ func start(t testing.TB, bin string, o Options) *Sidecar {
 		cmd.Env = environ(o.Env)
 		cmd.Stdout = s.logs
 		cmd.Stderr = s.logs
-		cmd.SysProcAttr = sysProcAttr()
+		cmd.SysProcAttr = proc.SysProcAttr()
 		cmd.WaitDelay = time.Second
 		if err := cmd.Start(); err != nil {
 			t.Fatalf("sidecartest.Start: %v", err)
@@ -401,7 +402,7 @@ func run(t testing.TB, bin string, args, env []string) (string, int) {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Env = environ(env)
-	cmd.SysProcAttr = sysProcAttr()
+	cmd.SysProcAttr = proc.SysProcAttr()
 	cmd.WaitDelay = time.Second
 	out, err := cmd.CombinedOutput()
 	if ctx.Err() != nil {

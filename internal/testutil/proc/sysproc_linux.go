@@ -1,9 +1,9 @@
-package natstest
+package proc
 
 import "syscall"
 
-// sysProcAttr makes the kernel kill nats-server if the test binary dies without
+// SysProcAttr makes the kernel kill a process if the test binary dies without
 // running its cleanups (a panic or a -timeout), so no server outlives the test run.
-func sysProcAttr() *syscall.SysProcAttr {
+func SysProcAttr() *syscall.SysProcAttr {
 	return &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 }
