@@ -115,38 +115,23 @@ func (r *Replayer) Run(ctx context.Context) error { return r.slots.Run(ctx) }
 // relay.ErrTooManyReplays when MaxRunning jobs already run here;
 // relay.ErrUnavailable when JetStream does not answer or Run is not running.
 func (r *Replayer) StartReplay(ctx context.Context, req relay.ReplayRequest) (relay.ReplayJob, error) {
-	if err := req.Validate(); err != nil {
-		return relay.ReplayJob{}, err
-	}
-	runCtx, release, err := r.slots.Acquire()
-	if err != nil {
-		return relay.ReplayJob{}, err
-	}
-
-	job, rev, err := r.s.createReplay(ctx, req, r.o.Owner)
-	if err != nil {
-		release()
-		return relay.ReplayJob{}, err
-	}
-	go func() {
-		defer release()
-		r.run(runCtx, job, rev)
-	}()
-	return job, nil
-}
-
-// run executes one job (see relay.RunReplayJob); rev is the record's
-// revision as the job last wrote it, then as each save leaves it.
-func (r *Replayer) run(ctx context.Context, job relay.ReplayJob, rev uint64) {
-	relay.RunReplayJob(ctx, relay.ReplayJobRun{
-		Job: job,
-		Replay: func(ctx context.Context, p *relay.ReplayProgress) error {
-			return r.replayRange(ctx, job, p)
-		},
-		Save: func(ctx context.Context, p *relay.ReplayProgress, status, msg string) (bool, error) {
-			return r.s.saveReplay(ctx, job, &rev, p, status, msg)
-		},
-		Heartbeat: r.heartbeat, Logger: r.log,
+	return r.slots.Start(ctx, req, func(ctx context.Context) (relay.ReplayJobRun, error) {
+		job, rev, err := r.s.createReplay(ctx, req, r.o.Owner)
+		if err != nil {
+			return relay.ReplayJobRun{}, err
+		}
+		return relay.ReplayJobRun{
+			Job: job,
+			Replay: func(ctx context.Context, p *relay.ReplayProgress) error {
+				return r.replayRange(ctx, job, p)
+			},
+			// rev is the record's revision as the job last wrote it, then
+			// as each save leaves it (RunReplayJob never saves twice at once).
+			Save: func(ctx context.Context, p *relay.ReplayProgress, status, msg string) (bool, error) {
+				return r.s.saveReplay(ctx, job, &rev, p, status, msg)
+			},
+			Heartbeat: r.heartbeat, Logger: r.log,
+		}, nil
 	})
 }
 

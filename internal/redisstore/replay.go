@@ -100,37 +100,21 @@ func (r *Replayer) Run(ctx context.Context) error { return r.slots.Run(ctx) }
 // relay.ErrTooManyReplays when MaxRunning jobs already run here;
 // relay.ErrUnavailable when Redis does not answer or Run is not running.
 func (r *Replayer) StartReplay(ctx context.Context, req relay.ReplayRequest) (relay.ReplayJob, error) {
-	if err := req.Validate(); err != nil {
-		return relay.ReplayJob{}, err
-	}
-	runCtx, release, err := r.slots.Acquire()
-	if err != nil {
-		return relay.ReplayJob{}, err
-	}
-
-	job, err := r.s.createReplay(ctx, req, r.o.Owner)
-	if err != nil {
-		release()
-		return relay.ReplayJob{}, err
-	}
-	go func() {
-		defer release()
-		r.run(runCtx, job)
-	}()
-	return job, nil
-}
-
-// run executes one job (see relay.RunReplayJob).
-func (r *Replayer) run(ctx context.Context, job relay.ReplayJob) {
-	relay.RunReplayJob(ctx, relay.ReplayJobRun{
-		Job: job,
-		Replay: func(ctx context.Context, p *relay.ReplayProgress) error {
-			return r.s.replayRange(ctx, job, r.o.PageSize, p)
-		},
-		Save: func(ctx context.Context, p *relay.ReplayProgress, status, msg string) (bool, error) {
-			return r.s.saveReplay(ctx, job, p, status, msg)
-		},
-		Logger: r.log,
+	return r.slots.Start(ctx, req, func(ctx context.Context) (relay.ReplayJobRun, error) {
+		job, err := r.s.createReplay(ctx, req, r.o.Owner)
+		if err != nil {
+			return relay.ReplayJobRun{}, err
+		}
+		return relay.ReplayJobRun{
+			Job: job,
+			Replay: func(ctx context.Context, p *relay.ReplayProgress) error {
+				return r.s.replayRange(ctx, job, r.o.PageSize, p)
+			},
+			Save: func(ctx context.Context, p *relay.ReplayProgress, status, msg string) (bool, error) {
+				return r.s.saveReplay(ctx, job, p, status, msg)
+			},
+			Logger: r.log,
+		}, nil
 	})
 }
 

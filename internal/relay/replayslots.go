@@ -74,6 +74,31 @@ func (s *ReplaySlots) Acquire() (ctx context.Context, release func(), err error)
 	}, nil
 }
 
+// Start starts one job: it validates req, takes a slot (so a burst of
+// requests cannot overshoot), records the job with create and runs it in
+// the background with RunReplayJob under Run's context; it returns the job
+// as create recorded it, without waiting for it. Errors: req's validation
+// error, those of Acquire, and create's.
+func (s *ReplaySlots) Start(ctx context.Context, req ReplayRequest, create func(ctx context.Context) (ReplayJobRun, error)) (ReplayJob, error) {
+	if err := req.Validate(); err != nil {
+		return ReplayJob{}, err
+	}
+	runCtx, release, err := s.Acquire()
+	if err != nil {
+		return ReplayJob{}, err
+	}
+	run, err := create(ctx)
+	if err != nil {
+		release()
+		return ReplayJob{}, err
+	}
+	go func() {
+		defer release()
+		RunReplayJob(runCtx, run)
+	}()
+	return run.Job, nil
+}
+
 // Running is the number of slots taken.
 func (s *ReplaySlots) Running() int {
 	s.mu.Lock()
