@@ -258,7 +258,7 @@ return redis.call('HGETALL', KEYS[1])
 // job's. A running job whose heartbeat is older than relay.ReplayStaleAfter is
 // returned, and recorded, as failed.
 func (r *Replayer) GetReplay(ctx context.Context, id string) (relay.ReplayJob, error) {
-	if !validJobID(id) {
+	if !relay.ValidReplayID(id) {
 		return relay.ReplayJob{}, &event.Error{Code: event.CodeInvalidField, Field: "id",
 			Message: fmt.Sprintf("%.64q is not a replay job id (a UUID such as 0193a6c4-5f1e-7c3a-9b2d-4e8f0a1b2c3d)", id)}
 	}
@@ -316,28 +316,6 @@ func (r *Replayer) ListReplays(ctx context.Context, limit int) ([]relay.ReplayJo
 		_ = r.s.rdb.ZRem(ctx, index, gone...).Err()
 	}
 	return jobs, nil
-}
-
-// validJobID reports whether id has the shape of the lower-case UUIDs
-// StartReplay makes: 8-4-4-4-12 hex digits.
-func validJobID(id string) bool {
-	if len(id) != 36 {
-		return false
-	}
-	for i := 0; i < len(id); i++ {
-		c := id[i]
-		switch i {
-		case 8, 13, 18, 23:
-			if c != '-' {
-				return false
-			}
-		default:
-			if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
-				return false
-			}
-		}
-	}
-	return true
 }
 
 // decodeReplayJob reads a job record from HGETALL's flat field/value reply.

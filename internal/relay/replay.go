@@ -157,3 +157,26 @@ type ReplayJob struct {
 	Error      string    // why it failed
 	Owner      string    // the sidecar instance running it
 }
+
+// ValidReplayID reports whether id has the shape of the job ids the stores
+// make (lower-case UUIDs, 8-4-4-4-12 hex digits), so a malformed id is
+// answered without asking the store.
+func ValidReplayID(id string) bool {
+	if len(id) != 36 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		switch i {
+		case 8, 13, 18, 23:
+			if c != '-' {
+				return false
+			}
+		default:
+			if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+				return false
+			}
+		}
+	}
+	return true
+}

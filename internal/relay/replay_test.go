@@ -74,3 +74,23 @@ func TestMatchesAny(t *testing.T) {
 		})
 	}
 }
+
+func TestValidReplayID(t *testing.T) {
+	tests := []struct {
+		id   string
+		want bool
+	}{
+		{"0193a6c4-5f1e-7c3a-9b2d-4e8f0a1b2c3d", true},
+		{"0193A6C4-5F1E-7C3A-9B2D-4E8F0A1B2C3D", false}, // the stores make lower case
+		{"0193a6c4-5f1e-7c3a-9b2d-4e8f0a1b2c3", false},
+		{"0193a6c4x5f1e-7c3a-9b2d-4e8f0a1b2c3d", false},
+		{"0193a6c4-5f1e-7c3a-9b2d-4e8f0a1b2c3g", false},
+		{"../../../../etc/passwd-0000000000000", false},
+		{"", false},
+	}
+	for _, tt := range tests {
+		if got := ValidReplayID(tt.id); got != tt.want {
+			t.Errorf("ValidReplayID(%q) = %v, want %v", tt.id, got, tt.want)
+		}
+	}
+}
