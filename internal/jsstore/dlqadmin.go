@@ -2,11 +2,9 @@ package jsstore
 
 import (
 	"context"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -24,8 +22,6 @@ const (
 	// maxDLQScan is the most sequences one call reads (GetMsg), matching
 	// the filters or not, deleted or not.
 	maxDLQScan = 512
-	// maxCursorLen bounds the opaque cursor a client sends back.
-	maxCursorLen = 256
 	// allTenants is the cursor scope of a listing of every tenant.
 	allTenants = "*"
 )
@@ -59,7 +55,7 @@ func (s *Store) ListDeadLetters(ctx context.Context, q relay.DLQQuery) (relay.DL
 		scope, subject = q.Tenant, s.names.dlqSubject(q.Tenant)
 	}
 	if cur != nil && cur.scope != scope {
-		return relay.DLQPage{}, badCursor("it belongs to a listing of another tenant")
+		return relay.DLQPage{}, relay.BadCursor("it belongs to a listing of another tenant")
 	}
 	limit := q.Limit
 	if err := s.waitReady(ctx); err != nil {
@@ -127,37 +123,24 @@ type cursor struct {
 	before uint64
 }
 
-// encodeCursor is base64url("<scope> <before>"): opaque to clients, so its
-// layout may change.
+// encodeCursor is the opaque cursor (relay.EncodeCursor) of scope and before.
 func encodeCursor(scope string, before uint64) string {
-	return base64.RawURLEncoding.EncodeToString([]byte(scope + " " + strconv.FormatUint(before, 10)))
+	return relay.EncodeCursor(scope, strconv.FormatUint(before, 10))
 }
 
 func parseCursor(s string) (*cursor, error) {
 	if s == "" {
 		return nil, nil
 	}
-	if len(s) > maxCursorLen {
-		return nil, badCursor("too long")
-	}
-	raw, err := base64.RawURLEncoding.DecodeString(s)
+	scope, before, err := relay.DecodeCursor(s)
 	if err != nil {
-		return nil, badCursor("not base64url")
-	}
-	scope, before, ok := strings.Cut(string(raw), " ")
-	if !ok || (scope != allTenants && event.ValidateTenantID(scope) != nil) {
-		return nil, badCursor("malformed")
+		return nil, err
 	}
 	n, ok := parseSeq(before)
-	if !ok {
-		return nil, badCursor("malformed")
+	if !ok || (scope != allTenants && event.ValidateTenantID(scope) != nil) {
+		return nil, relay.BadCursor("malformed")
 	}
 	return &cursor{scope: scope, before: n}, nil
-}
-
-func badCursor(why string) error {
-	return &event.Error{Code: event.CodeInvalidField, Field: "cursor",
-		Message: "cursor is not one this API returned (" + why + "): pass nextCursor of the previous page unchanged"}
 }
 
 // parseSeq parses a stream sequence: decimal digits only (no sign, no

@@ -2,7 +2,6 @@ package redisstore
 
 import (
 	"context"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"slices"
@@ -27,8 +26,6 @@ const (
 	probeBatch    = 100
 	// filterChunk is the least a filtered scan asks for per round trip.
 	filterChunk = 100
-	// maxCursorLen bounds the opaque cursor a client sends back.
-	maxCursorLen = 256
 )
 
 // ListDeadLetters returns one page of dead letters, newest first. With an
@@ -51,7 +48,7 @@ func (s *Store) ListDeadLetters(ctx context.Context, q relay.DLQQuery) (relay.DL
 		return relay.DLQPage{}, err
 	}
 	if cur != nil && q.Tenant != "" && cur.tenant != q.Tenant {
-		return relay.DLQPage{}, badCursor("it belongs to a listing of another tenant")
+		return relay.DLQPage{}, relay.BadCursor("it belongs to a listing of another tenant")
 	}
 	l := &lister{s: s, pattern: q.Type, limit: q.Limit}
 
@@ -208,33 +205,21 @@ func (l *lister) scan(ctx context.Context, tenant, end string) (string, error) {
 // entries older than end ("+" = from its newest).
 type cursor struct{ tenant, end string }
 
-// encodeCursor is base64url("<tenant> <end>"): opaque to clients, so its
-// layout may change.
-func encodeCursor(tenant, end string) string {
-	return base64.RawURLEncoding.EncodeToString([]byte(tenant + " " + end))
-}
+// encodeCursor is the opaque cursor (relay.EncodeCursor) of tenant and end.
+func encodeCursor(tenant, end string) string { return relay.EncodeCursor(tenant, end) }
 
 func parseCursor(s string) (*cursor, error) {
 	if s == "" {
 		return nil, nil
 	}
-	if len(s) > maxCursorLen {
-		return nil, badCursor("too long")
-	}
-	raw, err := base64.RawURLEncoding.DecodeString(s)
+	tenant, end, err := relay.DecodeCursor(s)
 	if err != nil {
-		return nil, badCursor("not base64url")
+		return nil, err
 	}
-	tenant, end, ok := strings.Cut(string(raw), " ")
-	if !ok || event.ValidateTenantID(tenant) != nil || (end != "+" && !validStreamID(end)) {
-		return nil, badCursor("malformed")
+	if event.ValidateTenantID(tenant) != nil || (end != "+" && !validStreamID(end)) {
+		return nil, relay.BadCursor("malformed")
 	}
 	return &cursor{tenant: tenant, end: end}, nil
-}
-
-func badCursor(why string) error {
-	return &event.Error{Code: event.CodeInvalidField, Field: "cursor",
-		Message: "cursor is not one this API returned (" + why + "): pass nextCursor of the previous page unchanged"}
 }
 
 // validStreamID reports whether id is a complete Redis stream id, ^\d+-\d+$
