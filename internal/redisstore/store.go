@@ -14,8 +14,9 @@
 //	                             on every tenant stream
 //
 // A Store is safe for concurrent use. Publish needs Run to be running: Run owns
-// the goroutines that coalesce concurrent publishes into pipelined round trips
-// and, for a store with a consumer group, the tenant discovery loop.
+// the writer goroutines that send the publishes queued while every pipeline
+// is busy (see Publish) and, for a store with a consumer group, the tenant
+// discovery loop.
 //
 // The same layout runs on a single Redis (or a primary with replicas) and on
 // a Redis Cluster (Options.Cluster). On a cluster every command that names
