@@ -7,6 +7,8 @@ import (
 	"net"
 	"sync"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // minMaxConns is the least defaultMaxConns gives, however low the open-file
@@ -38,8 +40,9 @@ type capListener struct {
 	// for up to refuseTimeout; beyond it a connection is just closed.
 	refusing chan struct{}
 	answer   []byte // the whole answer to a connection over the cap
+	refused  prometheus.Counter
 	log      *slog.Logger
-	once     sync.Once // the first refusal is logged
+	once     sync.Once // the first refusal is logged; the counter counts every one
 }
 
 // Bounds of refusing a connection over the cap.
@@ -48,13 +51,13 @@ const (
 	refuseTimeout = time.Second
 )
 
-func newCapListener(ln net.Listener, maxConns int, log *slog.Logger) *capListener {
+func newCapListener(ln net.Listener, maxConns int, refused prometheus.Counter, log *slog.Logger) *capListener {
 	body := appendError(nil, "too_many_connections",
 		"", "the sidecar has as many open connections as it serves; retry, and reuse connections (keep-alive)", 0)
 	answer := fmt.Appendf(nil, "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"+
 		"Retry-After: 1\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
 	return &capListener{Listener: ln, slots: make(chan struct{}, maxConns), refusing: make(chan struct{}, maxRefusing),
-		answer: answer, log: log}
+		answer: answer, refused: refused, log: log}
 }
 
 // Accept returns the next connection within the cap; those over it are
@@ -70,8 +73,9 @@ func (l *capListener) Accept() (net.Conn, error) {
 			return &capConn{Conn: c, slots: l.slots}, nil
 		default:
 		}
+		l.refused.Inc()
 		l.once.Do(func() {
-			l.log.Warn("connection refused: too many open connections (logged once)",
+			l.log.Warn("connection refused: too many open connections (logged once; hyvve_local_connections_refused_total counts them)",
 				"listener", l.Addr().String(), "max_conns", cap(l.slots))
 		})
 		select {

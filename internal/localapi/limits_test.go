@@ -386,6 +386,15 @@ func TestLimits_connections_are_capped_per_listener(t *testing.T) {
 	if status := ls.publish(t); status != 202 {
 		t.Errorf("publish after a connection closed: got %d, want 202", status)
 	}
+	// Refusals are logged once; the metric counts each. Asked on a
+	// connection that holds a slot already, so the question is never refused.
+	if _, err := idle[1].Write([]byte("GET /metrics HTTP/1.1\r\nHost: sidecar\r\n\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	_, metrics := readResponse(t, idle[1])
+	if want := "\nhyvve_local_connections_refused_total 1\n"; !strings.Contains(metrics, want) {
+		t.Errorf("/metrics: want %q in it", strings.TrimSpace(want))
+	}
 }
 
 // TestLimits_a_burst_of_idle_connections_does_not_stop_a_publish: 1,000

@@ -218,14 +218,14 @@ func New(o Options, pub Publisher) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--listen %s: %w", o.Listen, err)
 	}
-	s.tcp = newCapListener(tcp, o.MaxConns, s.log)
+	s.tcp = newCapListener(tcp, o.MaxConns, o.Metrics.ConnectionsRefused, s.log)
 	if o.Socket != "" {
 		unix, err := listenUnix(o.Socket)
 		if err != nil {
 			s.tcp.Close()
 			return nil, fmt.Errorf("--socket %s: %w", o.Socket, err)
 		}
-		s.unix = newCapListener(unix, o.MaxConns, s.log)
+		s.unix = newCapListener(unix, o.MaxConns, o.Metrics.ConnectionsRefused, s.log)
 	}
 	return s, nil
 }

@@ -37,6 +37,9 @@ type Metrics struct {
 	InFlight prometheus.Gauge
 	// BrokerErrors counts failed broker calls by operation.
 	BrokerErrors *prometheus.CounterVec
+	// ConnectionsRefused counts connections to the local API answered 503
+	// too_many_connections because their listener was at its cap.
+	ConnectionsRefused prometheus.Counter
 }
 
 // New registers the collectors on a fresh registry, together with the Go
@@ -79,8 +82,13 @@ func New() *Metrics {
 			Name: "hyvve_broker_errors_total",
 			Help: "Failed broker calls, by operation.",
 		}, []string{"op"}),
+		ConnectionsRefused: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "hyvve_local_connections_refused_total",
+			Help: "Connections to the local API refused (503 too_many_connections): the listener had as many open as it serves.",
+		}),
 	}
 	reg.MustRegister(m.Published, m.PublishDuration, m.Deliveries, m.DeliveryDuration, m.Retries, m.DeadLetters, m.InFlight, m.BrokerErrors,
+		m.ConnectionsRefused,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m
 }
