@@ -63,15 +63,7 @@ func clusterStore(t *testing.T, cl *redistest.Cluster, prefix string, o Options)
 			o.Consumer = "c1"
 		}
 	}
-	s, err := New(o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	ctx, stop := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { s.Run(ctx); close(done) }()
-	t.Cleanup(func() { stop(); <-done })
+	s, _ := runStore(t, o)
 	return s
 }
 

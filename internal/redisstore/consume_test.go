@@ -138,16 +138,8 @@ func TestFetch_drains_a_backlog_of_due_retries_without_waiting_a_scan_interval_p
 func newGroupStore(t *testing.T, srv *redistest.Server) *Store {
 	t.Helper()
 	pol, _ := retry.NewPolicy([]time.Duration{time.Minute})
-	s, err := New(Options{URL: srv.URL(), Retention: time.Hour, DLQRetention: time.Hour, Group: "g", Consumer: "live",
+	s, _ := runStore(t, Options{URL: srv.URL(), Retention: time.Hour, DLQRetention: time.Hour, Group: "g", Consumer: "live",
 		Retry: pol, DiscoveryInterval: 20 * time.Millisecond, DirectRead: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	ctx, stop := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { s.Run(ctx); close(done) }()
-	t.Cleanup(func() { stop(); <-done })
 	return s
 }
 
@@ -318,7 +310,7 @@ func TestFetch_reads_a_new_tenant_whose_signal_came_before_its_discovery(t *test
 
 	// Published through another store: registered, appended and signalled
 	// at once, before this store's discovery saw the tenant.
-	pub, _, _ := newPublishStore(t, srv.URL())
+	pub, _ := newPublishStore(t, srv.URL())
 	res := make([]relay.PublishResult, 1)
 	pub.Publish(context.Background(), []relay.PublishRequest{{Event: testEvent("newco", "user.joined", 1)}}, res)
 	if res[0].Err != nil {
@@ -429,16 +421,8 @@ func TestFetch_of_few_streams_blocks_on_them_directly(t *testing.T) {
 	c := srv.Client(t)
 	seedTenants(t, c, 3)
 	pol, _ := retry.NewPolicy([]time.Duration{time.Minute})
-	s, err := New(Options{URL: srv.URL(), Retention: time.Hour, DLQRetention: time.Hour, Group: "g", Consumer: "live",
+	s, _ := runStore(t, Options{URL: srv.URL(), Retention: time.Hour, DLQRetention: time.Hour, Group: "g", Consumer: "live",
 		Retry: pol, DiscoveryInterval: 20 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	ctx, stop := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { s.Run(ctx); close(done) }()
-	t.Cleanup(func() { stop(); <-done })
 	waitStreams(t, s, 3)
 	noSweepFor(s, time.Hour)
 

@@ -18,18 +18,27 @@ import (
 	"github.com/hyvve/sidecar/internal/testutil/redistest"
 )
 
-func newPublishStore(t testing.TB, url string) (*Store, context.CancelFunc, <-chan struct{}) {
+// runStore is a Store made with o, running until the test ends; stop ends
+// Run earlier and waits for it (twice is once).
+func runStore(t testing.TB, o Options) (s *Store, stop func()) {
 	t.Helper()
-	s, err := New(Options{URL: url, Retention: time.Hour, DLQRetention: time.Hour})
+	s, err := New(o)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
-	ctx, stop := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { s.Run(ctx); close(done) }()
-	t.Cleanup(func() { stop(); <-done })
-	return s, stop, done
+	stop = func() { cancel(); <-done }
+	t.Cleanup(stop)
+	return s, stop
+}
+
+// newPublishStore is a running publish-only Store on url.
+func newPublishStore(t testing.TB, url string) (*Store, func()) {
+	t.Helper()
+	return runStore(t, Options{URL: url, Retention: time.Hour, DLQRetention: time.Hour})
 }
 
 func pubEvent(i int) *event.Event {
@@ -39,7 +48,7 @@ func pubEvent(i int) *event.Event {
 
 func TestPublish_concurrent_callers_are_all_written_once(t *testing.T) {
 	srv := redistest.Start(t)
-	s, _, _ := newPublishStore(t, srv.URL())
+	s, _ := newPublishStore(t, srv.URL())
 	tests := []struct {
 		name    string
 		callers int
@@ -118,7 +127,7 @@ func TestPublish_keeps_the_publishers_deadline_when_Redis_does_not_answer(t *tes
 			go io.Copy(io.Discard, c) // read and never answer
 		}
 	}()
-	s, _, _ := newPublishStore(t, "redis://"+ln.Addr().String())
+	s, _ := newPublishStore(t, "redis://"+ln.Addr().String())
 	const deadline = 300 * time.Millisecond
 	var wg sync.WaitGroup
 	errs := make([]error, 8) // more than the pipelines in flight: some queue
@@ -149,9 +158,8 @@ func TestPublish_keeps_the_publishers_deadline_when_Redis_does_not_answer(t *tes
 
 func TestPublish_after_Run_ends_fails_unavailable(t *testing.T) {
 	srv := redistest.Start(t)
-	s, stop, done := newPublishStore(t, srv.URL())
+	s, stop := newPublishStore(t, srv.URL())
 	stop()
-	<-done
 	res := make([]relay.PublishResult, 1)
 	start := time.Now()
 	s.Publish(context.Background(), []relay.PublishRequest{{Event: pubEvent(1)}}, res)
@@ -175,7 +183,7 @@ func TestPublish_after_Run_ends_fails_unavailable(t *testing.T) {
 // object.
 func BenchmarkPublish(b *testing.B) {
 	srv := redistest.Start(b)
-	s, _, _ := newPublishStore(b, srv.URL())
+	s, _ := newPublishStore(b, srv.URL())
 	for _, size := range []int{16, 1024} {
 		b.Run(fmt.Sprintf("data=%dB", size), func(b *testing.B) {
 			data := []byte(`{"pad":"` + strings.Repeat("x", size-len(`{"pad":""}`)) + `"}`)
@@ -237,7 +245,7 @@ func TestAppendEntry_writes_the_fields_of_AppendValues(t *testing.T) {
 
 func TestPublish_signals_each_tenant_of_a_pipeline_once(t *testing.T) {
 	srv := redistest.Start(t)
-	s, _, _ := newPublishStore(t, srv.URL())
+	s, _ := newPublishStore(t, srv.URL())
 	c := srv.Client(t)
 	reqs := []relay.PublishRequest{{Event: pubEvent(1)}, {Event: pubEvent(2)}, {Event: pubEvent(3)}}
 	reqs[1].Event.TenantID = "globex"
@@ -262,7 +270,7 @@ func TestPublish_signals_each_tenant_of_a_pipeline_once(t *testing.T) {
 
 func TestPublish_writes_entries_readable_as_events(t *testing.T) {
 	srv := redistest.Start(t)
-	s, _, _ := newPublishStore(t, srv.URL())
+	s, _ := newPublishStore(t, srv.URL())
 	ev := testEvent("acme", "user.joined", 7)
 	ev.Replay, ev.ReplayOf, ev.TraceState = true, "1-1", "vendor=x"
 	reqs := []relay.PublishRequest{{Event: ev}, {Event: ev, IdempotencyKey: "k1"}}
@@ -292,7 +300,7 @@ func TestPublish_sets_the_counters_TTL_once_and_again_when_it_vanished(t *testin
 	srv := redistest.Start(t)
 	c := srv.Client(t)
 	ctx := context.Background()
-	s, _, _ := newPublishStore(t, srv.URL())
+	s, _ := newPublishStore(t, srv.URL())
 	publish := func(i int) {
 		t.Helper()
 		res := make([]relay.PublishResult, 1)

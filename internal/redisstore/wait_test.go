@@ -15,15 +15,7 @@ import (
 // waitStore is a running publish-only Store on url that waits for replicas.
 func waitStore(t *testing.T, url string, replicas int, timeout time.Duration) *Store {
 	t.Helper()
-	s, err := New(Options{URL: url, Retention: time.Hour, DLQRetention: time.Hour, WaitReplicas: replicas, WaitTimeout: timeout})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	ctx, stop := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { s.Run(ctx); close(done) }()
-	t.Cleanup(func() { stop(); <-done })
+	s, _ := runStore(t, Options{URL: url, Retention: time.Hour, DLQRetention: time.Hour, WaitReplicas: replicas, WaitTimeout: timeout})
 	return s
 }
 
