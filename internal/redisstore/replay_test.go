@@ -357,9 +357,18 @@ func TestReplay_a_third_job_on_a_sidecar_running_its_most_is_refused(t *testing.
 	if got := waitEnded(t, env.r, first.ID); got.Status != relay.ReplayDone || got.Republished != 3000 {
 		t.Fatalf("first job: got %s with %d republished, want done with 3000", got.Status, got.Republished)
 	}
-	// The slot is free again once the job ended.
-	if _, err := env.r.StartReplay(context.Background(), relay.ReplayRequest{Tenant: "acme", From: ms(0), To: ms(1)}); err != nil {
-		t.Errorf("a job after the first ended: got %v, want it started", err)
+	// The slot is free once the job's goroutine has returned: just after it
+	// recorded its end (Run's shutdown waits for that record to be written).
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		_, err := env.r.StartReplay(context.Background(), relay.ReplayRequest{Tenant: "acme", From: ms(0), To: ms(1)})
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, relay.ErrTooManyReplays) || time.Now().After(deadline) {
+			t.Fatalf("a job after the first ended: got %v, want it started", err)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
 
